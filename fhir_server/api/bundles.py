@@ -1,0 +1,105 @@
+"""History and searchset Bundles, with paging links."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+from urllib.parse import urlencode
+
+from fhir_server.api.rendering import fhir_base
+from fhir_server.repository.base import HistoryPage, StoredVersion
+from fhir_server.search.dates import format_instant
+from fhir_server.services.resources import http_date
+
+_METHOD_STATUS = {"POST": "201 Created", "PUT": "200 OK", "PATCH": "200 OK", "DELETE": "204 No Content"}
+
+
+def _page_links(
+    path: str, params: dict[str, str], offset: int, count: int, total: int
+) -> list[dict[str, str]]:
+    base = f"{fhir_base()}/{path}" if path else fhir_base()
+
+    def url(at: int) -> str:
+        query = {**params, "_count": str(count), "_offset": str(at)}
+        return f"{base}?{urlencode(query)}"
+
+    links = [{"relation": "self", "url": url(offset)}, {"relation": "first", "url": url(0)}]
+    if offset > 0:
+        links.append({"relation": "previous", "url": url(max(0, offset - count))})
+    if offset + count < total:
+        links.append({"relation": "next", "url": url(offset + count)})
+    if count > 0 and total > 0:
+        links.append({"relation": "last", "url": url(((total - 1) // count) * count)})
+    return links
+
+
+def history_bundle(
+    page: HistoryPage, *, path: str, params: dict[str, str], offset: int, count: int
+) -> dict[str, Any]:
+    return {
+        "resourceType": "Bundle",
+        "id": str(uuid.uuid4()),
+        "type": "history",
+        "total": page.total,
+        "link": _page_links(path, params, offset, count, page.total),
+        "entry": [_history_entry(e) for e in page.entries],
+    }
+
+
+def _history_entry(entry: StoredVersion) -> dict[str, Any]:
+    full_url = f"{fhir_base()}/{entry.resource_type}/{entry.id}"
+    method = entry.method if entry.method in _METHOD_STATUS else "PUT"
+    status = "201 Created" if method == "PUT" and entry.version == 1 else _METHOD_STATUS[method]
+    item: dict[str, Any] = {"fullUrl": full_url}
+    if entry.resource is not None:
+        item["resource"] = entry.resource
+    item["request"] = {
+        "method": "PUT" if method == "PATCH" else method,
+        "url": f"{entry.resource_type}/{entry.id}" if method != "POST" else entry.resource_type,
+    }
+    item["response"] = {
+        "status": status,
+        "etag": f'W/"{entry.version}"',
+        "lastModified": format_instant(entry.last_updated),
+    }
+    return item
+
+
+def searchset_bundle(
+    matches: list[StoredVersion],
+    *,
+    resource_type: str,
+    params: dict[str, str],
+    offset: int,
+    count: int,
+    total: int,
+    outcome: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    entries: list[dict[str, Any]] = [
+        {
+            "fullUrl": f"{fhir_base()}/{m.resource_type}/{m.id}",
+            "resource": m.resource,
+            "search": {"mode": "match"},
+        }
+        for m in matches
+    ]
+    if outcome is not None:
+        entries.append({"resource": outcome, "search": {"mode": "outcome"}})
+    return {
+        "resourceType": "Bundle",
+        "id": str(uuid.uuid4()),
+        "meta": {"lastUpdated": format_instant(_now())},
+        "type": "searchset",
+        "total": total,
+        "link": _page_links(resource_type, params, offset, count, total),
+        "entry": entries,
+    }
+
+
+def _now() -> Any:
+    from datetime import UTC, datetime
+
+    return datetime.now(UTC)
+
+
+__all__ = ["history_bundle", "http_date", "searchset_bundle"]

@@ -1,0 +1,16 @@
+"""gunicorn settings shared by `interop run`, the Dockerfile and the benchmarks."""
+
+from __future__ import annotations
+
+import os
+
+worker_class = os.environ.get("INTEROP_GUNICORN_WORKER_CLASS", "gthread")
+threads = int(os.environ.get("INTEROP_GUNICORN_THREADS", "4"))
+keepalive = 5
+timeout = 60
+graceful_timeout = 30
+accesslog = None  # the app writes its own JSON access line with the request id
+errorlog = "-"
+loglevel = os.environ.get("INTEROP_LOG_LEVEL", "info").lower()
+# gunicorn 27 opens a control socket at one fixed per-user path; parallel servers clash on it.
+control_socket_disable = True

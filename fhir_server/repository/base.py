@@ -1,0 +1,117 @@
+"""The storage interface the services are written against.
+
+The model is "immutable versions plus a materialised head":
+
+* every version of every resource is an immutable history record whose identity is
+  ``(type, id, version)``. Inserting that record is the *commit point* of a write:
+  the store's unique ``_id`` index lets exactly one writer claim a version number,
+  which is the only atomic primitive we rely on (FerretDB's conditional updates are
+  read-then-write and not atomic; see docs/architecture.md);
+* the head record holds the latest version for fast reads and search. The writer
+  updates it right after its claim; if a writer dies in between, the next writer of
+  that resource or the start-up recovery brings the head forward.
+"""
+
+from __future__ import annotations
+
+import contextvars
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+# Seconds spent waiting on the store in the current request (Server-Timing, benchmarks).
+store_time: contextvars.ContextVar[float] = contextvars.ContextVar("store_time", default=0.0)
+store_time_depth: contextvars.ContextVar[int] = contextvars.ContextVar("store_time_depth", default=0)
+
+
+def add_store_time(seconds: float) -> None:
+    store_time.set(store_time.get() + seconds)
+
+
+class VersionClaimed(Exception):
+    """Another writer committed this version number first (optimistic-lock loss)."""
+
+
+class StoreError(Exception):
+    """The store cannot be reached or refused the operation; the caller may retry."""
+
+
+@dataclass(frozen=True)
+class StoredVersion:
+    """One version of one resource, as stored."""
+
+    resource_type: str
+    id: str
+    version: int
+    last_updated: datetime
+    deleted: bool
+    method: str
+    resource: dict[str, Any] | None
+
+    @property
+    def key(self) -> str:
+        return f"{self.resource_type}/{self.id}"
+
+
+@dataclass(frozen=True)
+class NewVersion:
+    """What a service asks the repository to commit."""
+
+    resource_type: str
+    id: str
+    version: int
+    last_updated: datetime
+    method: str
+    resource: dict[str, Any] | None
+    deleted: bool = False
+
+
+@dataclass(frozen=True)
+class HistoryQuery:
+    """A history request at instance (type and id), type (type) or system level."""
+
+    resource_type: str | None = None
+    id: str | None = None
+    since: datetime | None = None
+    at_start: datetime | None = None
+    at_end: datetime | None = None
+    till: datetime | None = None
+    offset: int = 0
+    count: int = 50
+
+
+@dataclass(frozen=True)
+class HistoryPage:
+    entries: list[StoredVersion] = field(default_factory=list)
+    total: int = 0
+
+
+class Repository(Protocol):
+    """What the services may ask of a store. Implementations must be thread-safe."""
+
+    def read(self, resource_type: str, id: str) -> StoredVersion | None:
+        """The latest version (possibly a deletion marker), or None if never written."""
+
+    def vread(self, resource_type: str, id: str, version: int) -> StoredVersion | None: ...
+
+    def commit(self, new: NewVersion) -> StoredVersion:
+        """Commit one new version; raise :class:`VersionClaimed` if it was taken."""
+
+    def catch_up(self, resource_type: str, id: str) -> StoredVersion | None:
+        """Bring the head forward to the newest committed version and return it."""
+
+    def history(self, query: HistoryQuery) -> HistoryPage: ...
+
+    def scan(self, resource_type: str, mongo_filter: dict[str, Any]) -> Iterator[StoredVersion]:
+        """Current, non-deleted resources of a type matching a compiled filter."""
+
+    def resource_types_in_use(self) -> list[str]: ...
+
+    def recover(self, since: datetime | None) -> int:
+        """Repair heads left behind by writers that died after their commit point."""
+
+    def ping(self) -> None:
+        """Raise :class:`StoreError` unless the store answers."""
+
+    def close(self) -> None: ...

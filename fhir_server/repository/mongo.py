@@ -1,0 +1,321 @@
+"""The repository on the MongoDB wire protocol (MongoDB 6/7, FerretDB 1.24).
+
+Layout, per resource type ``T``:
+
+* ``history_T``: one immutable record per version, ``_id = "{id}/{version}"``.
+  Inserting it is the commit point: the unique ``_id`` index lets exactly one
+  writer claim a version number, on every store.
+* ``resource_T``: the head, ``_id = "{id}"``, a copy of the newest version used by
+  reads and search. Written after the claim with a plain replace by ``_id``.
+
+Every lookup on the hot path is an equality on ``_id`` alone: the only filter the
+embedded FerretDB pushes down into SQLite (see docs/architecture.md). Instance
+history walks version numbers by ``_id`` because versions are dense (1..n).
+"""
+
+from __future__ import annotations
+
+import functools
+import heapq
+import threading
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from typing import Any, ParamSpec, TypeVar
+from uuid import uuid4
+
+import mongoengine
+from pymongo import DESCENDING
+from pymongo.collection import Collection
+from pymongo.database import Database
+from pymongo.errors import DuplicateKeyError, PyMongoError
+
+from fhir_server.repository.base import (
+    HistoryPage,
+    HistoryQuery,
+    NewVersion,
+    StoredVersion,
+    StoreError,
+    VersionClaimed,
+    add_store_time,
+    store_time_depth,
+)
+
+HEAD_PREFIX = "resource_"
+HISTORY_PREFIX = "history_"
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _store_errors(func: Callable[P, R]) -> Callable[P, R]:
+    """Turn driver failures (unreachable store, timeouts) into :class:`StoreError`,
+    and account the time spent in the store (reported in ``Server-Timing``)."""
+
+    @functools.wraps(func)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        outermost = store_time_depth.get() == 0
+        token = store_time_depth.set(store_time_depth.get() + 1)
+        started = time.perf_counter()
+        try:
+            return func(*args, **kwargs)
+        except (VersionClaimed, StoreError):
+            raise
+        except PyMongoError as exc:
+            raise StoreError(f"document store error: {exc.__class__.__name__}") from exc
+        finally:
+            store_time_depth.reset(token)
+            if outermost:
+                add_store_time(time.perf_counter() - started)
+
+    return wrapper
+
+
+def _as_utc(value: datetime) -> datetime:
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _from_record(resource_type: str, record: dict[str, Any], id: str | None = None) -> StoredVersion:
+    return StoredVersion(
+        resource_type=resource_type,
+        id=id or record.get("id") or str(record["_id"]),
+        version=int(record["v"]),
+        last_updated=_as_utc(record["lu"]),
+        deleted=bool(record.get("del", False)),
+        method=str(record.get("m", "")),
+        resource=record.get("res"),
+    )
+
+
+class MongoRepository:
+    """Thread-safe; one instance per process (pymongo pools connections)."""
+
+    def __init__(self, uri: str, database: str, *, timeout_ms: int = 5000) -> None:
+        self._alias = f"interop-{uuid4().hex}"
+        # mongoengine owns the connection registry; the fixed-schema documents of later
+        # components (audit, inbox, clients) share this connection by alias.
+        self._client = mongoengine.connect(
+            alias=self._alias,
+            db=database,
+            host=uri,
+            tz_aware=True,
+            w="majority",
+            serverSelectionTimeoutMS=timeout_ms,
+            connectTimeoutMS=timeout_ms,
+            uuidRepresentation="standard",
+        )
+        self._db: Database[dict[str, Any]] = self._client[database]
+        self._indexed: set[str] = set()
+        self._lock = threading.Lock()
+
+    # -- collections -------------------------------------------------------------------
+
+    def _heads(self, resource_type: str) -> Collection[dict[str, Any]]:
+        return self._db[HEAD_PREFIX + resource_type]
+
+    def _history(self, resource_type: str) -> Collection[dict[str, Any]]:
+        history = self._db[HISTORY_PREFIX + resource_type]
+        if resource_type not in self._indexed:
+            # Serves type/system history on MongoDB; FerretDB accepts it and scans.
+            history.create_index([("lu", DESCENDING)], name="lastUpdated")
+            with self._lock:
+                self._indexed.add(resource_type)
+        return history
+
+    # -- reads ---------------------------------------------------------------------------
+
+    @_store_errors
+    def read(self, resource_type: str, id: str) -> StoredVersion | None:
+        record = self._heads(resource_type).find_one({"_id": id})
+        return None if record is None else _from_record(resource_type, record, id)
+
+    @_store_errors
+    def vread(self, resource_type: str, id: str, version: int) -> StoredVersion | None:
+        record = self._db[HISTORY_PREFIX + resource_type].find_one({"_id": f"{id}/{version}"})
+        return None if record is None else _from_record(resource_type, record, id)
+
+    @_store_errors
+    def scan(self, resource_type: str, mongo_filter: dict[str, Any]) -> Iterator[StoredVersion]:
+        query = {**mongo_filter, "del": False}
+        for record in self._heads(resource_type).find(query):
+            yield _from_record(resource_type, record)
+
+    @_store_errors
+    def resource_types_in_use(self) -> list[str]:
+        names = self._db.list_collection_names()
+        return sorted(n[len(HISTORY_PREFIX) :] for n in names if n.startswith(HISTORY_PREFIX))
+
+    # -- writes --------------------------------------------------------------------------
+
+    @_store_errors
+    def commit(self, new: NewVersion) -> StoredVersion:
+        last_updated = new.last_updated.replace(microsecond=new.last_updated.microsecond // 1000 * 1000)
+        record: dict[str, Any] = {
+            "_id": f"{new.id}/{new.version}",
+            "id": new.id,
+            "v": new.version,
+            "lu": last_updated,
+            "del": new.deleted,
+            "m": new.method,
+            "res": new.resource,
+        }
+        try:
+            self._history(new.resource_type).insert_one(record)
+        except DuplicateKeyError as exc:
+            raise VersionClaimed(f"{new.resource_type}/{new.id} version {new.version}") from exc
+        self._write_head(new.resource_type, record)
+        # No atomic conditional update exists on every store, so a slow writer may have
+        # just overwritten a newer head: if a newer version exists, bring the head forward.
+        if self._claimed(new.resource_type, new.id, new.version + 1):
+            self.catch_up(new.resource_type, new.id)
+        return _from_record(new.resource_type, record)
+
+    def _claimed(self, resource_type: str, id: str, version: int) -> bool:
+        found = self._db[HISTORY_PREFIX + resource_type].find_one(
+            {"_id": f"{id}/{version}"}, projection={"_id": 1}
+        )
+        return found is not None
+
+    def _write_head(self, resource_type: str, history_record: dict[str, Any]) -> None:
+        head = {k: history_record[k] for k in ("v", "lu", "del", "m", "res")}
+        heads = self._heads(resource_type)
+        try:
+            heads.replace_one({"_id": history_record["id"]}, head, upsert=True)
+        except DuplicateKeyError:
+            # Two first writers raced on the upsert; the row exists now.
+            heads.replace_one({"_id": history_record["id"]}, head)
+
+    @_store_errors
+    def catch_up(self, resource_type: str, id: str) -> StoredVersion | None:
+        history = self._db[HISTORY_PREFIX + resource_type]
+        while True:
+            head = self._heads(resource_type).find_one({"_id": id}, projection={"v": 1})
+            version = int(head["v"]) if head else 0
+            newest = None
+            while (record := history.find_one({"_id": f"{id}/{version + 1}"})) is not None:
+                newest, version = record, version + 1
+            if newest is None:
+                return self.read(resource_type, id)
+            self._write_head(resource_type, newest)
+
+    @_store_errors
+    def recover(self, since: datetime | None) -> int:
+        repaired = 0
+        for resource_type in self.resource_types_in_use():
+            query: dict[str, Any] = {} if since is None else {"lu": {"$gte": since}}
+            newest: dict[str, int] = {}
+            for record in self._db[HISTORY_PREFIX + resource_type].find(query, {"id": 1, "v": 1}):
+                newest[record["id"]] = max(newest.get(record["id"], 0), int(record["v"]))
+            for id, version in newest.items():
+                head = self._heads(resource_type).find_one({"_id": id}, projection={"v": 1})
+                if head is None or int(head["v"]) < version:
+                    self.catch_up(resource_type, id)
+                    repaired += 1
+        return repaired
+
+    # -- history -------------------------------------------------------------------------
+
+    @_store_errors
+    def history(self, query: HistoryQuery) -> HistoryPage:
+        if query.resource_type and query.id:
+            return self._instance_history(query.resource_type, query.id, query)
+        types = [query.resource_type] if query.resource_type else self.resource_types_in_use()
+        return self._merged_history(types, query)
+
+    def _instance_history(self, resource_type: str, id: str, query: HistoryQuery) -> HistoryPage:
+        head = self.catch_up(resource_type, id)
+        if head is None:
+            return HistoryPage()
+        history = self._db[HISTORY_PREFIX + resource_type]
+        selected: list[StoredVersion] = []
+        newer: StoredVersion | None = None
+        for version in range(head.version, 0, -1):  # newest first; lastUpdated grows with version
+            record = history.find_one({"_id": f"{id}/{version}"})
+            if record is None:
+                continue
+            entry = _from_record(resource_type, record, id)
+            if _in_window(entry, newer, query):
+                selected.append(entry)
+            if query.since and entry.last_updated < query.since:
+                break
+            if query.at_start and newer is not None and newer.last_updated <= query.at_start:
+                break
+            newer = entry
+        return HistoryPage(selected[query.offset : query.offset + query.count], len(selected))
+
+    def _merged_history(self, types: list[str], query: HistoryQuery) -> HistoryPage:
+        time_filter: dict[str, Any] = {}
+        if query.since:
+            time_filter["$gte"] = query.since
+        if query.till:
+            time_filter["$lte"] = query.till
+        if query.at_end:
+            time_filter["$lt"] = query.at_end
+        mongo_filter: dict[str, Any] = {"lu": time_filter} if time_filter else {}
+        per_type: list[list[StoredVersion]] = []
+        total = 0
+        for resource_type in types:
+            collection = self._db[HISTORY_PREFIX + resource_type]
+            if query.at_start:
+                entries = self._current_during(resource_type, collection, mongo_filter, query)
+                total += len(entries)
+                per_type.append(entries[: query.offset + query.count])
+                continue
+            total += collection.count_documents(mongo_filter)
+            cursor = (
+                collection.find(mongo_filter)
+                .sort([("lu", DESCENDING), ("_id", DESCENDING)])
+                .limit(query.offset + query.count)
+            )
+            per_type.append([_from_record(resource_type, r) for r in cursor])
+        merged = heapq.merge(*per_type, key=lambda e: (e.last_updated, e.key, e.version), reverse=True)
+        entries = list(merged)[query.offset : query.offset + query.count]
+        return HistoryPage(entries, total)
+
+    def _current_during(
+        self,
+        resource_type: str,
+        collection: Collection[dict[str, Any]],
+        mongo_filter: dict[str, Any],
+        query: HistoryQuery,
+    ) -> list[StoredVersion]:
+        """Versions that were current at some instant of [at_start, at_end)."""
+        records = collection.find(mongo_filter, sort=[("id", 1), ("v", -1)])
+        result: list[StoredVersion] = []
+        successor: dict[str, datetime] = {}
+        versions = [_from_record(resource_type, r) for r in records]
+        versions.sort(key=lambda e: (e.id, -e.version))
+        for entry in versions:
+            newer_at = successor.get(entry.id)
+            if newer_at is None:
+                # The next version may lie after at_end; ask for it by _id.
+                record = collection.find_one({"_id": f"{entry.id}/{entry.version + 1}"}, {"lu": 1})
+                newer_at = _as_utc(record["lu"]) if record else None
+            if newer_at is None or (query.at_start is not None and newer_at > query.at_start):
+                result.append(entry)
+            successor[entry.id] = entry.last_updated
+        result.sort(key=lambda e: (e.last_updated, e.key, e.version), reverse=True)
+        return result
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    @_store_errors
+    def ping(self) -> None:
+        self._client.admin.command("ping")
+
+    def close(self) -> None:
+        mongoengine.disconnect(alias=self._alias)
+
+
+def _in_window(entry: StoredVersion, newer: StoredVersion | None, query: HistoryQuery) -> bool:
+    if query.since and entry.last_updated < query.since:
+        return False
+    if query.till and entry.last_updated > query.till:
+        return False
+    if query.at_end and entry.last_updated >= query.at_end:
+        return False
+    return not (query.at_start and newer is not None and newer.last_updated <= query.at_start)
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)

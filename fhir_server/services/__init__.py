@@ -1,0 +1,1 @@
+"""Business operations shared by every entry point (REST, bundles, HL7, CDS)."""

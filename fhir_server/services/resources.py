@@ -1,0 +1,312 @@
+"""ResourceService: the FHIR interactions on one resource type, written once.
+
+REST views, transaction bundles and the HL7 path all call this service, so an HL7
+ADT and a FHIR PUT of the same patient end in the same code. Optimistic concurrency
+is built on the repository's version claim: a lost claim is retried for unconditional
+writes and reported as 412 for ``If-Match`` writes.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import jsonpatch
+
+from fhir_server import outcomes
+from fhir_server.repository.base import (
+    HistoryPage,
+    HistoryQuery,
+    NewVersion,
+    Repository,
+    StoredVersion,
+    StoreError,
+    VersionClaimed,
+)
+from fhir_server.search.matcher import ConditionalCriteria
+from fhir_server.services.validation import is_resource_type, validate_resource
+
+ID_PATTERN = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
+MAX_WRITE_ATTEMPTS = 50
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    """A committed write (or, for conditional create, the existing match)."""
+
+    stored: StoredVersion
+    created: bool
+    changed: bool = True
+
+
+def format_instant(value: datetime) -> str:
+    value = value.astimezone(UTC)
+    return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+
+
+_SYSTEM_PATHS = frozenset({"metadata", "_history", "_search"})
+
+
+def check_type(resource_type: str) -> None:
+    if resource_type in _SYSTEM_PATHS:
+        raise outcomes.MethodNotAllowed(f"This method is not supported on /{resource_type}")
+    if not is_resource_type(resource_type):
+        raise outcomes.NotFound(f"Unknown resource type '{resource_type}'")
+
+
+def check_id(id: str) -> None:
+    if not ID_PATTERN.match(id):
+        raise outcomes.InvalidRequest(f"Invalid resource id '{id}'", expression="id")
+
+
+def _store_unavailable(exc: StoreError) -> outcomes.StoreUnavailable:
+    return outcomes.StoreUnavailable("The document store is unavailable; retry later")
+
+
+class ResourceService:
+    def __init__(
+        self,
+        repository: Repository,
+        *,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        new_id: Callable[[], str] = lambda: str(uuid.uuid4()),
+    ) -> None:
+        self._repo = repository
+        self._clock = clock
+        self._new_id = new_id
+
+    # -- reads ---------------------------------------------------------------------------
+
+    def read(self, resource_type: str, id: str) -> StoredVersion:
+        check_type(resource_type)
+        check_id(id)
+        stored = self._call(self._repo.read, resource_type, id)
+        if stored is None:
+            raise outcomes.NotFound(f"{resource_type}/{id} is not known")
+        if stored.deleted:
+            raise outcomes.Gone(
+                f"{resource_type}/{id} was deleted",
+                headers={"ETag": f'W/"{stored.version}"', "Last-Modified": http_date(stored.last_updated)},
+            )
+        return stored
+
+    def vread(self, resource_type: str, id: str, version: str) -> StoredVersion:
+        check_type(resource_type)
+        check_id(id)
+        if not version.isdigit():
+            raise outcomes.NotFound(f"{resource_type}/{id} has no version '{version}'")
+        stored = self._call(self._repo.vread, resource_type, id, int(version))
+        if stored is None:
+            raise outcomes.NotFound(f"{resource_type}/{id} has no version {version}")
+        if stored.deleted:
+            raise outcomes.Gone(f"{resource_type}/{id} version {version} is a deletion")
+        return stored
+
+    def history(self, query: HistoryQuery) -> HistoryPage:
+        if query.resource_type:
+            check_type(query.resource_type)
+        if query.id:
+            check_id(query.id)
+        page = self._call(self._repo.history, query)
+        if query.resource_type and query.id and page.total == 0 and not self._exists_ever(query):
+            raise outcomes.NotFound(f"{query.resource_type}/{query.id} is not known")
+        return page
+
+    def _exists_ever(self, query: HistoryQuery) -> bool:
+        assert query.resource_type and query.id
+        return self._call(self._repo.read, query.resource_type, query.id) is not None
+
+    def search_ids(self, resource_type: str, criteria: ConditionalCriteria) -> list[StoredVersion]:
+        """Current resources matching conditional criteria (used by conditional operations)."""
+        check_type(resource_type)
+        exact = criteria.exact_id()
+        if exact is not None:
+            head = self._call(self._repo.read, resource_type, exact) if ID_PATTERN.match(exact) else None
+            return [head] if head is not None and not head.deleted else []
+        candidates = self._call(lambda: list(self._repo.scan(resource_type, criteria.prefilter())))
+        return [c for c in candidates if c.resource is not None and criteria.matches(c)]
+
+    # -- writes --------------------------------------------------------------------------
+
+    def create(
+        self, resource_type: str, body: Any, *, if_none_exist: ConditionalCriteria | None = None
+    ) -> WriteResult:
+        check_type(resource_type)
+        resource = self._checked_body(resource_type, body)
+        if if_none_exist is not None:
+            matches = self.search_ids(resource_type, if_none_exist)
+            if len(matches) > 1:
+                raise outcomes.PreconditionFailed(
+                    f"If-None-Exist matched {len(matches)} resources; it must match at most one"
+                )
+            if matches:
+                return WriteResult(matches[0], created=False, changed=False)
+        resource.pop("id", None)  # the server assigns ids on create
+        return self._write(resource_type, self._new_id(), lambda _head: resource, "POST", None)
+
+    def update(self, resource_type: str, id: str, body: Any, *, if_match: int | None = None) -> WriteResult:
+        check_type(resource_type)
+        check_id(id)
+        resource = self._checked_body(resource_type, body)
+        if resource.get("id") is None:
+            raise outcomes.InvalidRequest("The resource must carry its id on update", expression="id")
+        if resource["id"] != id:
+            raise outcomes.InvalidRequest(
+                f"The resource id '{resource['id']}' does not match the URL id '{id}'", expression="id"
+            )
+        return self._write(resource_type, id, lambda _head: resource, "PUT", if_match)
+
+    def conditional_update(
+        self, resource_type: str, criteria: ConditionalCriteria, body: Any, *, if_match: int | None = None
+    ) -> WriteResult:
+        check_type(resource_type)
+        resource = self._checked_body(resource_type, body)
+        matches = self.search_ids(resource_type, criteria)
+        if len(matches) > 1:
+            raise outcomes.PreconditionFailed(
+                f"Conditional update matched {len(matches)} resources; it must match at most one"
+            )
+        if matches:
+            id = matches[0].id
+            if resource.get("id") not in (None, id):
+                raise outcomes.InvalidRequest(
+                    f"The resource id '{resource['id']}' does not match the matched resource '{id}'",
+                    expression="id",
+                )
+        else:
+            id = resource.get("id") or self._new_id()
+            check_id(id)
+        resource["id"] = id
+        return self._write(resource_type, id, lambda _head: resource, "PUT", if_match)
+
+    def patch(
+        self, resource_type: str, id: str, operations: Any, *, if_match: int | None = None
+    ) -> WriteResult:
+        check_type(resource_type)
+        check_id(id)
+        if not isinstance(operations, list):
+            raise outcomes.InvalidRequest("A JSON Patch body must be an array of operations")
+        try:
+            patch = jsonpatch.JsonPatch(operations)
+        except (jsonpatch.InvalidJsonPatch, TypeError, KeyError) as exc:
+            raise outcomes.InvalidRequest(f"Invalid JSON Patch: {exc}") from exc
+
+        def apply(head: StoredVersion | None) -> dict[str, Any]:
+            if head is None or head.deleted or head.resource is None:
+                raise outcomes.NotFound(f"{resource_type}/{id} is not known")
+            try:
+                patched = patch.apply(copy.deepcopy(head.resource))
+            except (jsonpatch.JsonPatchException, jsonpatch.JsonPointerException, TypeError) as exc:
+                raise outcomes.Unprocessable(f"JSON Patch could not be applied: {exc}") from exc
+            if not isinstance(patched, dict) or patched.get("resourceType") != resource_type:
+                raise outcomes.Unprocessable(
+                    "JSON Patch must not change resourceType", expression="resourceType"
+                )
+            if patched.get("id") != id:
+                raise outcomes.Unprocessable("JSON Patch must not change the id", expression="id")
+            return self._checked_body(resource_type, patched)
+
+        return self._write(resource_type, id, apply, "PATCH", if_match)
+
+    def delete(self, resource_type: str, id: str, *, if_match: int | None = None) -> WriteResult | None:
+        """Delete; returns None when there was nothing to delete (still a success)."""
+        check_type(resource_type)
+        check_id(id)
+        head = self._call(self._repo.read, resource_type, id)
+        if head is None or (head.deleted and if_match is None):
+            return None
+        return self._write(resource_type, id, lambda _head: None, "DELETE", if_match)
+
+    def conditional_delete(self, resource_type: str, criteria: ConditionalCriteria) -> WriteResult | None:
+        check_type(resource_type)
+        matches = self.search_ids(resource_type, criteria)
+        if len(matches) > 1:
+            raise outcomes.PreconditionFailed(
+                f"Conditional delete matched {len(matches)} resources; this server deletes one at a time"
+            )
+        if not matches:
+            return None
+        return self.delete(resource_type, matches[0].id)
+
+    # -- internals -----------------------------------------------------------------------
+
+    def _checked_body(self, resource_type: str, body: Any) -> dict[str, Any]:
+        if not isinstance(body, dict):
+            raise outcomes.InvalidRequest("The request body must be a JSON object (a FHIR resource)")
+        actual = body.get("resourceType")
+        if actual != resource_type:
+            raise outcomes.InvalidRequest(
+                f"resourceType '{actual}' does not match the URL type '{resource_type}'",
+                expression="resourceType",
+            )
+        resource = copy.deepcopy(body)
+        meta = resource.get("meta")
+        if meta is not None and not isinstance(meta, dict):
+            raise outcomes.Unprocessable("meta must be an object", expression=f"{resource_type}.meta")
+        validate_resource(resource)
+        return resource
+
+    def _write(
+        self,
+        resource_type: str,
+        id: str,
+        make: Callable[[StoredVersion | None], dict[str, Any] | None],
+        method: str,
+        if_match: int | None,
+    ) -> WriteResult:
+        for _ in range(MAX_WRITE_ATTEMPTS):
+            head = self._call(self._repo.read, resource_type, id)
+            if if_match is not None and (head is None or head.version != if_match):
+                current = "does not exist" if head is None else f"is at version {head.version}"
+                raise outcomes.PreconditionFailed(
+                    f'If-Match W/"{if_match}" failed: {resource_type}/{id} {current}'
+                )
+            resource = make(head)
+            version = head.version + 1 if head else 1
+            now = self._clock()
+            if head is not None and now <= head.last_updated:
+                now = head.last_updated + timedelta(milliseconds=1)
+            now = now.replace(microsecond=now.microsecond // 1000 * 1000)
+            if resource is not None:
+                resource = {**resource, "id": id}
+                meta = dict(resource.get("meta") or {})
+                meta["versionId"] = str(version)
+                meta["lastUpdated"] = format_instant(now)
+                resource["meta"] = meta
+            new = NewVersion(
+                resource_type=resource_type,
+                id=id,
+                version=version,
+                last_updated=now,
+                method=method,
+                resource=resource,
+                deleted=resource is None,
+            )
+            try:
+                stored = self._call(self._repo.commit, new)
+            except VersionClaimed:
+                self._call(self._repo.catch_up, resource_type, id)
+                if if_match is not None:
+                    raise outcomes.PreconditionFailed(
+                        f'If-Match W/"{if_match}" failed: {resource_type}/{id} was changed concurrently'
+                    ) from None
+                continue
+            return WriteResult(stored, created=head is None or head.deleted)
+        raise outcomes.Conflict(f"{resource_type}/{id} is being changed by too many writers; retry")
+
+    def _call(self, func: Callable[..., Any], *args: Any) -> Any:
+        try:
+            return func(*args)
+        except StoreError as exc:
+            raise _store_unavailable(exc) from exc
+
+
+def http_date(value: datetime) -> str:
+    from email.utils import format_datetime
+
+    return format_datetime(value.astimezone(UTC), usegmt=True)

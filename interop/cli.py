@@ -1,0 +1,151 @@
+"""The ``interop`` command: run the whole system, or just the embedded store, in the foreground.
+
+Configuration comes from the environment through :class:`fhir_server.settings.Settings` (the
+contract in docs/CONTRACT.md); the commands take few options so that ``make run``, systemd
+units and containers all configure the system the same way.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+
+if TYPE_CHECKING:
+    from fhir_server.settings import Settings
+
+log = logging.getLogger("interop")
+
+# Longer than gunicorn's graceful_timeout (30 s by default) so in-flight requests can finish.
+HTTP_STOP_TIMEOUT = 40.0
+
+
+def _load_settings() -> Settings:
+    # Imported here, not at module level, so `interop --help` stays fast and works even if
+    # the server package is broken.
+    from fhir_server.settings import Settings, SettingsError
+
+    try:
+        settings = Settings.from_env()
+    except SettingsError as exc:
+        raise click.ClickException(f"invalid configuration: {exc}") from exc
+    _configure_logging(settings.log_level)
+    return settings
+
+
+def _configure_logging(level: str) -> None:
+    logging.basicConfig(
+        level=getattr(logging, level, logging.INFO),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+def _bind(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host and not host.startswith("[") else f"{host}:{port}"
+
+
+def gunicorn_argv(settings: Settings) -> list[str]:
+    """The HTTP server command line; public so tests and docs can show exactly what runs."""
+    return [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "fhir_server:create_app()",
+        "--bind",
+        _bind(settings.http_host, settings.http_port),
+        "--workers",
+        str(settings.http_workers),
+        "--config",
+        "python:fhir_server.gunicorn_conf",
+    ]
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def cli() -> None:
+    """Hospital interoperability server: FHIR R4 REST, CDS Hooks and HL7 v2 over MLLP.
+
+    Configured with INTEROP_* environment variables (see docs/CONTRACT.md).
+    """
+
+
+@cli.command()
+def run() -> None:
+    """Run every service in the foreground until Ctrl-C or SIGTERM.
+
+    Starts the embedded document store when INTEROP_MONGODB_URI is unset (its files live
+    under INTEROP_DATA_DIR), then the HTTP server (gunicorn) on
+    INTEROP_HTTP_HOST:INTEROP_HTTP_PORT. On SIGINT/SIGTERM the HTTP server is stopped
+    first, then the store. If any service dies, the others are stopped and the command
+    exits non-zero.
+    """
+    from interop.embedded_store import EmbeddedStore, EmbeddedStoreError
+    from interop.supervisor import Supervisor
+
+    settings = _load_settings()
+    if settings.auth == "disabled":
+        log.warning(
+            "INTEROP_AUTH=disabled: every endpoint is open to anyone who can reach %s. "
+            "Local development only; never use this with real patient data.",
+            settings.base_url,
+        )
+    env = dict(os.environ)
+    with Supervisor() as supervisor:
+        if settings.mongodb_uri is None:
+            store = EmbeddedStore(settings.data_dir)
+            try:
+                uri = store.start()
+            except EmbeddedStoreError as exc:
+                raise click.ClickException(str(exc)) from exc
+            supervisor.add(store)
+            env["INTEROP_MONGODB_URI"] = uri
+            log.info("embedded store running at %s (data in %s)", uri, settings.data_dir)
+        else:
+            log.info("using the MongoDB server from INTEROP_MONGODB_URI")
+        if not supervisor.stop_requested:
+            supervisor.spawn("http", gunicorn_argv(settings), env=env, stop_timeout=HTTP_STOP_TIMEOUT)
+        code = supervisor.run()
+    sys.exit(code)
+
+
+@cli.command()
+@click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Directory for the store's files and log [default: INTEROP_DATA_DIR or ./var].",
+)
+def store(data_dir: Path | None) -> None:
+    """Run only the embedded document store in the foreground.
+
+    Prints the MongoDB URI on the first line of standard output once the store answers,
+    then runs until Ctrl-C or SIGTERM. Handy for tests, benchmarks and a Mongo shell.
+    """
+    from interop.embedded_store import EmbeddedStore, EmbeddedStoreError
+    from interop.supervisor import Supervisor
+
+    settings = _load_settings()
+    with Supervisor() as supervisor:
+        embedded = EmbeddedStore(data_dir if data_dir is not None else settings.data_dir)
+        try:
+            uri = embedded.start()
+        except EmbeddedStoreError as exc:
+            raise click.ClickException(str(exc)) from exc
+        supervisor.add(embedded)
+        click.echo(uri)
+        log.info("embedded store running at %s; logs in %s", uri, embedded.log_file)
+        code = supervisor.run()
+    sys.exit(code)
+
+
+def main() -> None:
+    """Console-script entry point (``interop``)."""
+    cli(prog_name="interop")
+
+
+if __name__ == "__main__":
+    main()

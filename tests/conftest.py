@@ -1,0 +1,67 @@
+"""Shared fixtures: the real document store, an isolated database per test, the app.
+
+The store is the embedded FerretDB (one per pytest worker, on free ports) unless
+INTEROP_MONGODB_URI points at a server; each test gets its own database, dropped after.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from fhir_server import create_app
+from fhir_server.repository.mongo import MongoRepository
+from fhir_server.settings import Settings
+
+
+@pytest.fixture(scope="session")
+def mongo_uri(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    external = os.environ.get("INTEROP_MONGODB_URI")
+    if external:
+        yield external
+        return
+    from interop.embedded_store import EmbeddedStore
+
+    store = EmbeddedStore(Path(tmp_path_factory.mktemp("store")))
+    uri = store.start()
+    try:
+        yield uri
+    finally:
+        store.stop()
+
+
+@pytest.fixture
+def database_name() -> str:
+    return f"test_{uuid.uuid4().hex[:16]}"
+
+
+@pytest.fixture
+def settings(mongo_uri: str, database_name: str) -> Settings:
+    return Settings(mongodb_uri=mongo_uri, database=database_name, auth="disabled", log_level="WARNING")
+
+
+@pytest.fixture
+def repository(settings: Settings) -> Iterator[MongoRepository]:
+    assert settings.mongodb_uri
+    repo = MongoRepository(settings.mongodb_uri, settings.database)
+    try:
+        yield repo
+    finally:
+        repo._client.drop_database(settings.database)
+        repo.close()
+
+
+@pytest.fixture
+def app(settings: Settings, repository: MongoRepository) -> Flask:
+    return create_app(settings, repository=repository)
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()

@@ -1,0 +1,79 @@
+"""The repository's commit protocol, including writers that die after their commit point."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from fhir_server.repository.base import HistoryQuery, NewVersion, VersionClaimed
+from fhir_server.repository.mongo import HEAD_PREFIX, HISTORY_PREFIX, MongoRepository
+
+
+def version(n: int, *, at: datetime | None = None, gender: str = "male") -> NewVersion:
+    resource = {"resourceType": "Patient", "id": "p1", "gender": gender, "meta": {"versionId": str(n)}}
+    return NewVersion("Patient", "p1", n, at or datetime.now(UTC), "PUT", resource)
+
+
+def test_commit_and_read(repository: MongoRepository) -> None:
+    repository.commit(version(1))
+    head = repository.read("Patient", "p1")
+    assert head is not None and head.version == 1 and head.resource is not None
+    assert repository.vread("Patient", "p1", 1) == head
+
+
+def test_second_claim_of_a_version_loses(repository: MongoRepository) -> None:
+    repository.commit(version(1))
+    with pytest.raises(VersionClaimed):
+        repository.commit(version(1, gender="female"))
+    head = repository.read("Patient", "p1")
+    assert head is not None and head.resource is not None and head.resource["gender"] == "male"
+
+
+def test_head_left_behind_by_dead_writer_is_caught_up(repository: MongoRepository) -> None:
+    repository.commit(version(1))
+    # A writer died after inserting its version record (the commit point), before the head.
+    record = {
+        "_id": "p1/2",
+        "id": "p1",
+        "v": 2,
+        "lu": datetime.now(UTC),
+        "del": False,
+        "m": "PUT",
+        "res": {"resourceType": "Patient", "id": "p1", "gender": "female"},
+    }
+    repository._db[HISTORY_PREFIX + "Patient"].insert_one(record)
+    stale = repository.read("Patient", "p1")
+    assert stale is not None and stale.version == 1
+    assert repository.recover(datetime.now(UTC) - timedelta(hours=1)) == 1
+    head = repository.read("Patient", "p1")
+    assert head is not None and head.version == 2
+
+
+def test_a_slow_writer_cannot_leave_an_older_head(repository: MongoRepository) -> None:
+    repository.commit(version(1))
+    repository.commit(version(2))
+    # Simulate the slow writer of version 1 overwriting the head after version 2 landed...
+    repository._db[HEAD_PREFIX + "Patient"].replace_one(
+        {"_id": "p1"}, {"v": 1, "lu": datetime.now(UTC), "del": False, "res": {}}
+    )
+    # ...the next committer notices the newer claim and repairs rather than lose it.
+    with pytest.raises(VersionClaimed):
+        repository.commit(version(2, gender="other"))
+    head = repository.catch_up("Patient", "p1")
+    assert head is not None and head.version == 2
+
+
+def test_merged_history_orders_across_types(repository: MongoRepository) -> None:
+    base = datetime(2025, 1, 1, tzinfo=UTC)
+    repository.commit(version(1, at=base))
+    obs = {"resourceType": "Observation", "id": "o1", "status": "final", "code": {"text": "x"}}
+    repository.commit(NewVersion("Observation", "o1", 1, base + timedelta(seconds=1), "POST", obs))
+    repository.commit(version(2, at=base + timedelta(seconds=2)))
+    page = repository.history(HistoryQuery(count=10, till=base + timedelta(days=1)))
+    assert [(e.resource_type, e.version) for e in page.entries] == [
+        ("Patient", 2),
+        ("Observation", 1),
+        ("Patient", 1),
+    ]
+    assert page.total == 3
