@@ -23,5 +23,6 @@ WORKDIR /data
 EXPOSE 8080
 HEALTHCHECK --interval=15s --timeout=5s --start-period=20s --retries=3 \
     CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8080/healthz', timeout=4)"]
-# Worker class, threads and timeouts come from fhir_server/gunicorn_conf.py; exec keeps gunicorn PID 1.
-CMD ["sh", "-c", "exec gunicorn 'fhir_server:create_app()' --bind 0.0.0.0:8080 --workers \"${INTEROP_HTTP_WORKERS:-4}\" --config python:fhir_server.gunicorn_conf"]
+# Repair writes a crash interrupted, then serve. Worker class, threads and timeouts come from
+# fhir_server/gunicorn_conf.py; exec keeps gunicorn PID 1.
+CMD ["sh", "-c", "interop recover && exec gunicorn 'fhir_server:create_app()' --bind 0.0.0.0:8080 --workers \"${INTEROP_HTTP_WORKERS:-4}\" --config python:fhir_server.gunicorn_conf"]

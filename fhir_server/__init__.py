@@ -21,6 +21,7 @@ class Components:
 
 
 def create_app(settings: Settings | None = None, *, repository: Repository | None = None) -> Flask:
+    from fhir_server.api import access
     from fhir_server.api.errors import register_error_handlers
     from fhir_server.api.resources import fhir
     from fhir_server.api.system import system
@@ -46,6 +47,7 @@ def create_app(settings: Settings | None = None, *, repository: Repository | Non
     app.extensions["interop"] = Components(settings, repository, ResourceService(repository))
     install_request_ids(app)
     register_error_handlers(app)
+    access.install(app, settings.auth)
     app.register_blueprint(system)
     app.register_blueprint(fhir)
     return app

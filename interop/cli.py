@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -107,6 +108,7 @@ def run() -> None:
         else:
             log.info("using the MongoDB server from INTEROP_MONGODB_URI")
         if not supervisor.stop_requested:
+            _recover(env["INTEROP_MONGODB_URI"], settings.database, RECOVERY_WINDOW)
             supervisor.spawn("http", gunicorn_argv(settings), env=env, stop_timeout=HTTP_STOP_TIMEOUT)
         code = supervisor.run()
     sys.exit(code)
@@ -140,6 +142,49 @@ def store(data_dir: Path | None) -> None:
         log.info("embedded store running at %s; logs in %s", uri, embedded.log_file)
         code = supervisor.run()
     sys.exit(code)
+
+
+RECOVERY_WINDOW = timedelta(hours=24)
+
+
+def _recover(uri: str, database: str, window: timedelta | None) -> int:
+    """Bring forward heads left behind by writers that died after their commit point."""
+    from fhir_server.repository.mongo import MongoRepository
+
+    repository = MongoRepository(uri, database)
+    try:
+        since = None if window is None else datetime.now(UTC) - window
+        repaired = repository.recover(since)
+    finally:
+        repository.close()
+    if repaired:
+        log.warning("recovered %d resource(s) whose last write was interrupted", repaired)
+    return repaired
+
+
+@cli.command()
+@click.option(
+    "--hours",
+    type=click.IntRange(min=1),
+    default=24,
+    show_default=True,
+    help="Look at versions written in this many recent hours.",
+)
+@click.option("--all", "everything", is_flag=True, help="Look at every version ever written (slow).")
+def recover(hours: int, everything: bool) -> None:
+    """Repair resources whose last write was interrupted (also run by `interop run`).
+
+    A write commits when its version record is stored; if the process died before it
+    updated the current copy, this brings the current copy forward. Needs
+    INTEROP_MONGODB_URI (a running store).
+    """
+    settings = _load_settings()
+    if not settings.mongodb_uri:
+        raise click.ClickException("INTEROP_MONGODB_URI must point at a running store")
+    repaired = _recover(
+        settings.mongodb_uri, settings.database, None if everything else timedelta(hours=hours)
+    )
+    click.echo(f"repaired {repaired} resource(s)")
 
 
 def main() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -170,7 +171,15 @@ def _search(resource_type: str, pairs: list[tuple[str, str]]) -> Response:
     matches = _service().search_ids(resource_type, ConditionalCriteria(search_request))
     matches.sort(key=lambda m: (m.last_updated, m.id), reverse=True)
     offset = search_request.offset
-    page = matches[offset : offset + count]
+    summary = request.values.get("_summary")
+    check_summary(summary)
+    elements = request.values.get("_elements")
+    page = [] if summary == "count" else matches[offset : offset + count]
+    if summary not in (None, "false", "count") or elements:
+        page = [
+            replace(m, resource=apply_elements(apply_summary(m.resource or {}, summary), elements))
+            for m in page
+        ]
     params = dict(p.split("=", 1) for p in search_request.criteria_query().split("&") if p)
     outcome = None
     if search_request.ignored:

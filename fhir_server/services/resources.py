@@ -273,11 +273,12 @@ class ResourceService:
                 now = head.last_updated + timedelta(milliseconds=1)
             now = now.replace(microsecond=now.microsecond // 1000 * 1000)
             if resource is not None:
-                resource = {**resource, "id": id}
                 meta = dict(resource.get("meta") or {})
                 meta["versionId"] = str(version)
                 meta["lastUpdated"] = format_instant(now)
-                resource["meta"] = meta
+                # resourceType, id and meta first, as every FHIR example orders them.
+                rest = {k: v for k, v in resource.items() if k not in ("resourceType", "id", "meta")}
+                resource = {"resourceType": resource_type, "id": id, "meta": meta, **rest}
             new = NewVersion(
                 resource_type=resource_type,
                 id=id,

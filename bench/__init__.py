@@ -1,0 +1,1 @@
+"""Reproducible workloads and the scripts that measure them (see docs/benchmarks.md)."""

@@ -1,0 +1,3 @@
+module interop/bench/loadgen
+
+go 1.22

@@ -1,0 +1,1 @@
+"""CDS Hooks services: discovery, hooks, cards with their evidence."""

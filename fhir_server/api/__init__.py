@@ -1,0 +1,1 @@
+"""Thin Flask views for the FHIR REST API: parse, call one service, render."""
