@@ -11,13 +11,75 @@ import json
 import random
 from typing import Any
 
-_FAMILY = (
-    "Smith Johnson Williams Brown Jones Garcia Miller Davis Rodriguez Martinez Hernandez Lopez "
-    "Gonzalez Wilson Anderson Thomas Taylor Moore Jackson Martin Lee Perez Thompson White Harris"
-).split()
-_GIVEN_F = "Mary Patricia Jennifer Linda Elizabeth Barbara Susan Jessica Sarah Karen Nancy Lisa".split()
-_GIVEN_M = "James Robert John Michael David William Richard Joseph Thomas Charles Daniel Mark".split()
-_STREETS = "Oak Maple Cedar Pine Elm Washington Lake Hill Park Main Church High".split()
+_FAMILY = [
+    "Smith",
+    "Johnson",
+    "Williams",
+    "Brown",
+    "Jones",
+    "Garcia",
+    "Miller",
+    "Davis",
+    "Rodriguez",
+    "Martinez",
+    "Hernandez",
+    "Lopez",
+    "Gonzalez",
+    "Wilson",
+    "Anderson",
+    "Thomas",
+    "Taylor",
+    "Moore",
+    "Jackson",
+    "Martin",
+    "Lee",
+    "Perez",
+    "Thompson",
+    "White",
+    "Harris",
+]
+_GIVEN_F = [
+    "Mary",
+    "Patricia",
+    "Jennifer",
+    "Linda",
+    "Elizabeth",
+    "Barbara",
+    "Susan",
+    "Jessica",
+    "Sarah",
+    "Karen",
+    "Nancy",
+    "Lisa",
+]
+_GIVEN_M = [
+    "James",
+    "Robert",
+    "John",
+    "Michael",
+    "David",
+    "William",
+    "Richard",
+    "Joseph",
+    "Thomas",
+    "Charles",
+    "Daniel",
+    "Mark",
+]
+_STREETS = [
+    "Oak",
+    "Maple",
+    "Cedar",
+    "Pine",
+    "Elm",
+    "Washington",
+    "Lake",
+    "Hill",
+    "Park",
+    "Main",
+    "Church",
+    "High",
+]
 _CITIES = (
     ("Springfield", "IL", "627"),
     ("Madison", "WI", "537"),
@@ -64,8 +126,17 @@ def patient(i: int) -> dict[str, Any]:
         ],
         "telecom": [
             {"system": "phone", "value": phone, "use": "home", "rank": 1},
-            {"system": "phone", "value": f"+1-{rng.randint(200, 989)}-555-{rng.randint(0, 9999):04d}", "use": "mobile", "rank": 2},
-            {"system": "email", "value": f"{given[0].lower()}.{family.lower()}{i}@example.org", "use": "home"},
+            {
+                "system": "phone",
+                "value": f"+1-{rng.randint(200, 989)}-555-{rng.randint(0, 9999):04d}",
+                "use": "mobile",
+                "rank": 2,
+            },
+            {
+                "system": "email",
+                "value": f"{given[0].lower()}.{family.lower()}{i}@example.org",
+                "use": "home",
+            },
         ],
         "gender": "female" if female else "male",
         "birthDate": f"{year}-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}",
@@ -73,7 +144,10 @@ def patient(i: int) -> dict[str, Any]:
             {
                 "use": "home",
                 "type": "both",
-                "line": [f"{rng.randint(1, 9999)} {rng.choice(_STREETS)} Street", f"Apt {rng.randint(1, 400)}"],
+                "line": [
+                    f"{rng.randint(1, 9999)} {rng.choice(_STREETS)} Street",
+                    f"Apt {rng.randint(1, 400)}",
+                ],
                 "city": city,
                 "state": state,
                 "postalCode": f"{zip3}{rng.randint(0, 99):02d}",
@@ -91,7 +165,10 @@ def patient(i: int) -> dict[str, Any]:
             ]
         },
         "communication": [
-            {"language": {"coding": [{"system": "urn:ietf:bcp:47", "code": lang[0], "display": lang[1]}]}, "preferred": True}
+            {
+                "language": {"coding": [{"system": "urn:ietf:bcp:47", "code": lang[0], "display": lang[1]}]},
+                "preferred": True,
+            }
         ],
         "contact": [
             {
@@ -123,7 +200,11 @@ def create_template() -> str:
 def update_template() -> str:
     """A PUT body for ``{id}``; ``{seq}`` changes the address on every request, so every PUT
     is a real change that writes a new version."""
-    body = {"resourceType": "Patient", "id": "{id}", **{k: v for k, v in patient(4242).items() if k != "resourceType"}}
+    body = {
+        "resourceType": "Patient",
+        "id": "{id}",
+        **{k: v for k, v in patient(4242).items() if k != "resourceType"},
+    }
     body["address"][0]["line"][1] = "Apt {seq}"
     return dumps(body)
 

@@ -15,14 +15,5 @@ loglevel = os.environ.get("INTEROP_LOG_LEVEL", "info").lower()
 # gunicorn 27 opens a control socket at one fixed per-user path; parallel servers clash on it.
 control_socket_disable = True
 
-# gunicorn's own messages in the same JSON shape as the application's.
-logconfig_dict = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {"json": {"()": "fhir_server.observability.JsonFormatter"}},
-    "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stderr"}},
-    "loggers": {
-        "gunicorn.error": {"handlers": ["stderr"], "level": loglevel.upper(), "propagate": False},
-        "gunicorn.access": {"handlers": ["stderr"], "level": "WARNING", "propagate": False},
-    },
-}
+# gunicorn's own messages in the application's JSON shape; no duplicate access log.
+logger_class = "fhir_server.gunicorn_logging.JsonLogger"

@@ -189,13 +189,17 @@ class EmbeddedStore:
             f"--listen-addr={_LOOPBACK}:{port}",
             f"--debug-addr={_LOOPBACK}:{debug_port}",
             "--telemetry=disable",
-            "--log-level=warn",
+            # warn logs a block for every pymongo client close (FerretDB lacks endSessions).
+            "--log-level=error",
         ]
+        # Trade memory for CPU: the store's garbage collector ran ~11 % of its CPU at GOGC=100.
+        env = {**os.environ, "GOGC": os.environ.get("GOGC", "400")}
         assert self._lock is not None
         with self.log_file.open("ab") as log:
             self._process = subprocess.Popen(
                 argv,
                 cwd=home,
+                env=env,
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,

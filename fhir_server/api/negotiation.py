@@ -37,6 +37,11 @@ def response_mimetype(request: Request) -> str:
         if chosen is None:
             raise outcomes.NotAcceptable(f"_format '{fmt}' is not supported; use json", expression="_format")
         return chosen
+    header = request.headers.get("Accept")
+    if not header or header == "*/*":
+        return FHIR_JSON
+    if header in _JSON_TYPES:  # the common exact values, without parsing q-values
+        return _JSON_TYPES[header]
     accept = request.accept_mimetypes
     if not accept or not accept.values():
         return FHIR_JSON

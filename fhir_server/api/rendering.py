@@ -45,9 +45,7 @@ def version_headers(stored: StoredVersion) -> dict[str, str]:
 
 
 def resource_response(stored: StoredVersion, payload: dict[str, Any] | None = None) -> Response:
-    headers = version_headers(stored)
-    headers["Content-Location"] = version_url(stored)
-    return fhir_response(payload if payload is not None else stored.resource, 200, headers)
+    return fhir_response(payload if payload is not None else stored.resource, 200, version_headers(stored))
 
 
 def write_response(result: WriteResult, *, created_status: int = 201) -> Response:

@@ -15,6 +15,7 @@ history walks version numbers by ``_id`` because versions are dense (1..n).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import heapq
 import threading
@@ -106,15 +107,28 @@ class MongoRepository:
         )
         self._db: Database[dict[str, Any]] = self._client[database]
         self._indexed: set[str] = set()
+        self._head_collections: dict[str, Collection[dict[str, Any]]] = {}
+        self._history_collections: dict[str, Collection[dict[str, Any]]] = {}
         self._lock = threading.Lock()
 
     # -- collections -------------------------------------------------------------------
 
     def _heads(self, resource_type: str) -> Collection[dict[str, Any]]:
-        return self._db[HEAD_PREFIX + resource_type]
+        collection = self._head_collections.get(resource_type)
+        if collection is None:
+            collection = self._head_collections[resource_type] = self._db[HEAD_PREFIX + resource_type]
+        return collection
+
+    def _versions(self, resource_type: str) -> Collection[dict[str, Any]]:
+        collection = self._history_collections.get(resource_type)
+        if collection is None:
+            collection = self._db[HISTORY_PREFIX + resource_type]
+            self._history_collections[resource_type] = collection
+        return collection
 
     def _history(self, resource_type: str) -> Collection[dict[str, Any]]:
-        history = self._db[HISTORY_PREFIX + resource_type]
+        """The version collection, with its index ensured (for writers)."""
+        history = self._versions(resource_type)
         if resource_type not in self._indexed:
             # Serves type/system history on MongoDB; FerretDB accepts it and scans.
             history.create_index([("lu", DESCENDING)], name="lastUpdated")
@@ -131,7 +145,7 @@ class MongoRepository:
 
     @_store_errors
     def vread(self, resource_type: str, id: str, version: int) -> StoredVersion | None:
-        record = self._db[HISTORY_PREFIX + resource_type].find_one({"_id": f"{id}/{version}"})
+        record = self._versions(resource_type).find_one({"_id": f"{id}/{version}"})
         return None if record is None else _from_record(resource_type, record, id)
 
     @_store_errors
@@ -163,6 +177,12 @@ class MongoRepository:
             self._history(new.resource_type).insert_one(record)
         except DuplicateKeyError as exc:
             raise VersionClaimed(f"{new.resource_type}/{new.id} version {new.version}") from exc
+        if new.version == 1:
+            # A first version needs no overwrite: insert the head. If it exists, a later
+            # writer already brought it forward from our committed record.
+            with contextlib.suppress(DuplicateKeyError):
+                self._heads(new.resource_type).insert_one(self._head_of(record))
+            return _from_record(new.resource_type, record)
         self._write_head(new.resource_type, record)
         # No atomic conditional update exists on every store, so a slow writer may have
         # just overwritten a newer head: if a newer version exists, bring the head forward.
@@ -171,13 +191,17 @@ class MongoRepository:
         return _from_record(new.resource_type, record)
 
     def _claimed(self, resource_type: str, id: str, version: int) -> bool:
-        found = self._db[HISTORY_PREFIX + resource_type].find_one(
-            {"_id": f"{id}/{version}"}, projection={"_id": 1}
-        )
+        found = self._versions(resource_type).find_one({"_id": f"{id}/{version}"}, projection={"_id": 1})
         return found is not None
 
-    def _write_head(self, resource_type: str, history_record: dict[str, Any]) -> None:
+    @staticmethod
+    def _head_of(history_record: dict[str, Any]) -> dict[str, Any]:
         head = {k: history_record[k] for k in ("v", "lu", "del", "m", "res")}
+        head["_id"] = history_record["id"]
+        return head
+
+    def _write_head(self, resource_type: str, history_record: dict[str, Any]) -> None:
+        head = self._head_of(history_record)
         heads = self._heads(resource_type)
         try:
             heads.replace_one({"_id": history_record["id"]}, head, upsert=True)
@@ -187,7 +211,7 @@ class MongoRepository:
 
     @_store_errors
     def catch_up(self, resource_type: str, id: str) -> StoredVersion | None:
-        history = self._db[HISTORY_PREFIX + resource_type]
+        history = self._versions(resource_type)
         while True:
             head = self._heads(resource_type).find_one({"_id": id}, projection={"v": 1})
             version = int(head["v"]) if head else 0
@@ -204,7 +228,7 @@ class MongoRepository:
         for resource_type in self.resource_types_in_use():
             query: dict[str, Any] = {} if since is None else {"lu": {"$gte": since}}
             newest: dict[str, int] = {}
-            for record in self._db[HISTORY_PREFIX + resource_type].find(query, {"id": 1, "v": 1}):
+            for record in self._versions(resource_type).find(query, {"id": 1, "v": 1}):
                 newest[record["id"]] = max(newest.get(record["id"], 0), int(record["v"]))
             for id, version in newest.items():
                 head = self._heads(resource_type).find_one({"_id": id}, projection={"v": 1})
@@ -226,7 +250,7 @@ class MongoRepository:
         head = self.catch_up(resource_type, id)
         if head is None:
             return HistoryPage()
-        history = self._db[HISTORY_PREFIX + resource_type]
+        history = self._versions(resource_type)
         selected: list[StoredVersion] = []
         newer: StoredVersion | None = None
         for version in range(head.version, 0, -1):  # newest first; lastUpdated grows with version
@@ -255,7 +279,7 @@ class MongoRepository:
         per_type: list[list[StoredVersion]] = []
         total = 0
         for resource_type in types:
-            collection = self._db[HISTORY_PREFIX + resource_type]
+            collection = self._versions(resource_type)
             if query.at_start:
                 entries = self._current_during(resource_type, collection, mongo_filter, query)
                 total += len(entries)

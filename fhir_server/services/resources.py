@@ -147,7 +147,8 @@ class ResourceService:
             if matches:
                 return WriteResult(matches[0], created=False, changed=False)
         resource.pop("id", None)  # the server assigns ids on create
-        return self._write(resource_type, self._new_id(), lambda _head: resource, "POST", None)
+        # A fresh random id has no head to read: skip the lookup on the first attempt.
+        return self._write(resource_type, self._new_id(), lambda _head: resource, "POST", None, fresh=True)
 
     def update(self, resource_type: str, id: str, body: Any, *, if_match: int | None = None) -> WriteResult:
         check_type(resource_type)
@@ -258,9 +259,11 @@ class ResourceService:
         make: Callable[[StoredVersion | None], dict[str, Any] | None],
         method: str,
         if_match: int | None,
+        *,
+        fresh: bool = False,
     ) -> WriteResult:
-        for _ in range(MAX_WRITE_ATTEMPTS):
-            head = self._call(self._repo.read, resource_type, id)
+        for attempt in range(MAX_WRITE_ATTEMPTS):
+            head = None if fresh and attempt == 0 else self._call(self._repo.read, resource_type, id)
             if if_match is not None and (head is None or head.version != if_match):
                 current = "does not exist" if head is None else f"is at version {head.version}"
                 raise outcomes.PreconditionFailed(

@@ -4,11 +4,19 @@
 :class:`~fhir_server.outcomes.Issue` per problem; each issue's ``expression`` is a FHIRPath built
 from where the problem is (``Patient.name[0].given``; choice elements keep their JSON name, e.g.
 ``Observation.valueQuantity.value``; ``_birthDate`` reads ``birthDate``). Issue codes: ``structure``
-for unknown elements and repeated choices, ``required`` for missing elements, ``value`` for wrong
-types and formats, ``code-invalid`` for codes outside a required binding (schema engine only).
+for unknown elements, repeated choices and empty objects/arrays, ``required`` for missing
+elements, ``value`` for wrong JSON types, formats, nulls and empty strings, ``code-invalid`` for
+codes outside a required binding.
 
-Two engines
------------
+Two engines and one walk
+------------------------
+Each resource goes through one of the two engines below, then through one typed walk over its
+JSON (:mod:`~fhir_server.services.validation_json`) for what neither engine enforces: FHIR JSON
+types (``"active": "true"`` fails), nulls, ``{}``, ``[]``, blank strings, and the required bindings
+of ``code`` elements, data types included (``Patient.name[0].use``). One issue per element: the
+walk's replaces an engine's ``value``/``code-invalid`` issue and yields to a ``structure`` or
+``required`` one.
+
 fhir.resources ships pydantic models for R4B (4.3.0) and STU3, not for R4. R4B is close to R4
 but not identical, so:
 
@@ -47,28 +55,30 @@ ActivityDefinition and PlanDefinition(.action), the CodeableReference and RatioR
 ``pattern[x]`` and ``example.value[x]``, ``Narrative._div`` (xhtml takes no extensions), and
 fhir.resources' own ``fhir_comments``.
 
-Known remaining leniencies of the R4B models: JSON strings are coerced where R4 wants JSON
-booleans and numbers (``"active": "true"``, ``"value": "1.5"``), codes outside a required
-binding pass (``"gender": "bogus"``), and empty arrays/objects and nulls are not reported. The
-schema engine does not enforce required primitive elements (the HL7 schema leaves them out of
-``required``, because the value may come as ``_name`` extensions only) nor the choice-type rules.
-Neither engine checks invariants (FHIRPath constraints), terminology or profiles.
+Still lenient: required bindings are checked only on ``code`` elements whose value set expands
+exactly from the HL7 definitions, so not the 14 required bindings on CodeableConcept elements
+(``Condition.clinicalStatus``...), nor mime types (``Attachment.contentType``...), currencies
+(``Money.currency``) or ``Composition.confidentiality`` (a terminology.hl7.org v3 value set);
+extensible and preferred bindings and codes in extensions are not checked. The schema engine does
+not enforce required primitive elements (the HL7 schema leaves them out of ``required``, because
+the value may come as ``_name`` extensions only) nor the choice-type rules. Nothing checks
+invariants (FHIRPath constraints), terminology beyond those code bindings, or profiles.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from functools import cache, lru_cache
-from importlib import resources
 from typing import Any, get_args, get_origin
 
 import jsonschema
-import orjson
 import pydantic
 from fhir.resources.R4B import fhirtypes, get_fhir_model_class
 
 from conformance.registry import domain_resource_types, resource_types
 from fhir_server.outcomes import Issue, Unprocessable
+from fhir_server.services.validation_json import json_issues
+from fhir_server.services.validation_json import schema_definitions as _definitions
 
 Loc = tuple[str | int, ...]
 
@@ -95,6 +105,8 @@ R4B_ONLY_KEYS = frozenset(
 )
 
 _ONE_OF_MANY = "Any of one field value is expected"
+_NULL_ITEM = "None is not allowed as an element of"
+_REPLACEABLE = frozenset({"value", "code-invalid"})  # engine issue codes json_issues may replace
 
 
 # --------------------------------------------------------------------------- public API
@@ -139,9 +151,22 @@ def _validate(resource: Any, root: str | None) -> list[Issue]:
         issues = _schema_issues(resource_type, container, root)
     else:
         issues = _model_issues(resource_type, container, root)
+    json_problems = json_issues(resource_type, container, root)
+    if json_problems:
+        issues = _merge(issues, json_problems)
     for loc, child in nested:
         issues += _validate(child, _expression(root, loc))
     return _dedupe(issues)
+
+
+def _merge(engine: list[Issue], json_problems: list[Issue]) -> list[Issue]:
+    """One issue per element: a FHIR JSON or binding problem replaces the engine's value issue
+    for the same element (it says what the JSON should be, and names the value set), while the
+    engine's structure and required issues stand alone."""
+    replaced = {issue.expression for issue in json_problems}
+    kept = [i for i in engine if i.code not in _REPLACEABLE or i.expression not in replaced]
+    reported = {issue.expression for issue in kept}
+    return kept + [issue for issue in json_problems if issue.expression not in reported]
 
 
 def _dedupe(issues: list[Issue]) -> list[Issue]:
@@ -217,6 +242,10 @@ def _model_issues(resource_type: str, doc: dict[str, Any], root: str) -> list[Is
     try:
         model.model_validate(doc)
     except pydantic.ValidationError as exc:
+        if any(_NULL_ITEM in error["msg"] for error in exc.errors()):
+            filled = _fill_null_items(model, doc)  # pydantic reports nothing else past a null item
+            if filled is not doc:
+                return _model_issues(resource_type, filled, root)
         issues += _pydantic_issues(exc, resource_type, doc, root)
         # model-level checks (required primitives, one value per choice) do not run once a field
         # failed, so they are repeated here to report every problem at once
@@ -237,6 +266,8 @@ def _pydantic_issues(
         name = next((str(s) for s in reversed(loc) if isinstance(s, str)), resource_type)
         if kind == "model_field_validation.missing" or message.startswith(_ONE_OF_MANY):
             continue  # reported by _model_rule_issues
+        if _NULL_ITEM in message:
+            continue  # reported by json_issues, with the item's index
         if kind == "extra_forbidden":
             r4_issues = _r4_element_issues(resource_type, doc, loc)
             if r4_issues is not None:  # an R4 element R4B lacks: the R4 schema decides
@@ -343,6 +374,25 @@ def _model_rule_issues(model: type[Any], data: Any, loc: Loc, root: str) -> list
     return issues
 
 
+def _fill_null_items(model: type[Any], data: Any) -> Any:
+    """``data`` with the nulls in lists of elements replaced by unvalidated instances, which
+    pydantic accepts as they are (json_issues reports the nulls)."""
+    if not isinstance(data, dict):
+        return data
+    filled = data
+    for alias, child in _shape(model).children:
+        value = data.get(alias)
+        if isinstance(value, list):
+            new: Any = [child.model_construct() if v is None else _fill_null_items(child, v) for v in value]
+            changed = any(a is not b for a, b in zip(new, value, strict=True))
+        else:
+            new = _fill_null_items(child, value)
+            changed = new is not value
+        if changed:
+            filled = {**filled, alias: new}
+    return filled
+
+
 def _r4b_only_key_issues(resource_type: str, doc: dict[str, Any], root: str) -> list[Issue]:
     issues = []
     for loc in _find_keys(doc, R4B_ONLY_KEYS, ()):
@@ -370,16 +420,6 @@ def _find_keys(node: Any, keys: frozenset[str], loc: Loc) -> Iterator[Loc]:
 # --------------------------------------------------------------------------- R4 JSON schema engine
 
 
-@lru_cache(maxsize=1)
-def _definitions() -> dict[str, Any]:
-    """The R4 schema's definitions, with nested resources accepted as any object (they are
-    validated separately, each against its own type)."""
-    path = resources.files("conformance").joinpath("definitions/fhir.schema.json")
-    definitions: dict[str, Any] = orjson.loads(path.read_bytes())["definitions"]
-    definitions["ResourceList"] = {"type": "object"}
-    return definitions
-
-
 @cache
 def _validator(definition: str, prop: str | None = None) -> jsonschema.Draft6Validator:
     """A validator for one definition, or for one property of a definition."""
@@ -397,6 +437,8 @@ def _schema_issues(resource_type: str, doc: dict[str, Any], root: str) -> list[I
 def _schema_issue(error: jsonschema.ValidationError, root: str, base: Loc) -> list[Issue]:
     loc: Loc = (*base, *error.absolute_path)
     instance = error.instance
+    if instance is None:
+        return []  # nulls: json_issues reports them, and knows the placeholders FHIR JSON allows
     if error.validator == "additionalProperties" and isinstance(instance, dict):
         known = error.schema.get("properties", {}) if isinstance(error.schema, dict) else {}
         return [

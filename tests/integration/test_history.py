@@ -78,3 +78,33 @@ def test_history_of_unknown_resource_is_404(client: FlaskClient) -> None:
 
 def test_unknown_history_parameter_is_400(client: FlaskClient) -> None:
     assert client.get("/fhir/_history?color=red").status_code == 400
+
+
+def test_type_level_at_returns_versions_current_then(client: FlaskClient) -> None:
+    first, stamps_a = write_versions(client, 3)
+    second, _ = write_versions(client, 1)
+    at = client.get(f"/fhir/Patient/_history?_at={stamps_a[1]}").get_json()
+    found = {(e["resource"]["id"], e["resource"]["meta"]["versionId"]) for e in at["entry"]}
+    # first patient's version 2 was current at that instant; the second patient did not exist yet
+    assert found == {(first, "2")}
+    assert second not in {e["resource"]["id"] for e in at["entry"]}
+
+
+def test_system_history_since(client: FlaskClient) -> None:
+    _, stamps = write_versions(client, 2)
+    obs = {"resourceType": "Observation", "status": "final", "code": {"text": "x"}}
+    made = client.post("/fhir/Observation", json=obs, headers=headers()).get_json()
+    since = client.get(f"/fhir/_history?_since={stamps[1]}").get_json()
+    assert {e["fullUrl"].split("/fhir/")[1] for e in since["entry"]} >= {f"Observation/{made['id']}"}
+    assert since["total"] == 2
+
+
+def test_patch_is_recorded_as_patch(client: FlaskClient) -> None:
+    pid, _ = write_versions(client, 1)
+    client.patch(
+        f"/fhir/Patient/{pid}",
+        json=[{"op": "add", "path": "/active", "value": True}],
+        headers={"Content-Type": "application/json-patch+json"},
+    )
+    entries = client.get(f"/fhir/Patient/{pid}/_history").get_json()["entry"]
+    assert [e["request"]["method"] for e in entries] == ["PATCH", "POST"]
