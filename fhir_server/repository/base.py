@@ -2,14 +2,15 @@
 
 The model is "immutable versions plus a materialised head":
 
-* every version of every resource is an immutable history record whose identity is
-  ``(type, id, version)``. Inserting that record is the *commit point* of a write:
-  the store's unique ``_id`` index lets exactly one writer claim a version number,
-  which is the only atomic primitive we rely on (FerretDB's conditional updates are
-  read-then-write and not atomic; see docs/architecture.md);
-* the head record holds the latest version for fast reads and search. The writer
-  updates it right after its claim; if a writer dies in between, the next writer of
-  that resource or the start-up recovery brings the head forward.
+* a version is committed by *inserting* a record whose ``_id`` names it: the store's
+  unique ``_id`` index lets exactly one writer claim a version number, the only
+  atomic primitive we rely on (FerretDB's conditional updates are read-then-write and
+  not atomic; see docs/architecture.md). Version 1 is claimed by inserting the head;
+  every later version by inserting its history record;
+* the head holds the latest version for reads and search. A resource written once is
+  just its head (one insert per create); the first update copies version 1 into
+  history before claiming version 2. After a claim the writer replaces the head; if
+  it dies in between, the next writer or the start-up recovery brings the head forward.
 """
 
 from __future__ import annotations
@@ -65,6 +66,8 @@ class NewVersion:
     method: str
     resource: dict[str, Any] | None
     deleted: bool = False
+    # The version this one replaces, as the writer read it (None for a first version).
+    previous: StoredVersion | None = None
 
 
 @dataclass(frozen=True)

@@ -146,7 +146,10 @@ class MongoRepository:
     @_store_errors
     def vread(self, resource_type: str, id: str, version: int) -> StoredVersion | None:
         record = self._versions(resource_type).find_one({"_id": f"{id}/{version}"})
-        return None if record is None else _from_record(resource_type, record, id)
+        if record is not None:
+            return _from_record(resource_type, record, id)
+        head = self.read(resource_type, id)  # version 1 of a resource never updated
+        return head if head is not None and head.version == version else None
 
     @_store_errors
     def scan(self, resource_type: str, mongo_filter: dict[str, Any]) -> Iterator[StoredVersion]:
@@ -157,7 +160,14 @@ class MongoRepository:
     @_store_errors
     def resource_types_in_use(self) -> list[str]:
         names = self._db.list_collection_names()
-        return sorted(n[len(HISTORY_PREFIX) :] for n in names if n.startswith(HISTORY_PREFIX))
+        return sorted(
+            {
+                n[len(prefix) :]
+                for n in names
+                for prefix in (HEAD_PREFIX, HISTORY_PREFIX)
+                if n.startswith(prefix)
+            }
+        )
 
     # -- writes --------------------------------------------------------------------------
 
@@ -173,16 +183,25 @@ class MongoRepository:
             "m": new.method,
             "res": new.resource,
         }
+        if new.version == 1:
+            # The head's unique _id is version 1's claim: one insert creates a resource.
+            try:
+                self._heads(new.resource_type).insert_one(self._head_of(record))
+            except DuplicateKeyError as exc:
+                raise VersionClaimed(f"{new.resource_type}/{new.id} version 1") from exc
+            return _from_record(new.resource_type, record)
+        history = self._history(new.resource_type)
+        previous = new.previous
+        if new.version == 2 and previous is None:
+            previous = self.read(new.resource_type, new.id)
+        if new.version == 2 and previous is not None and previous.version == 1:
+            # Version 1 lives only in the head until now: keep it before the head moves on.
+            with contextlib.suppress(DuplicateKeyError):
+                history.insert_one(_record_of(previous))
         try:
-            self._history(new.resource_type).insert_one(record)
+            history.insert_one(record)
         except DuplicateKeyError as exc:
             raise VersionClaimed(f"{new.resource_type}/{new.id} version {new.version}") from exc
-        if new.version == 1:
-            # A first version needs no overwrite: insert the head. If it exists, a later
-            # writer already brought it forward from our committed record.
-            with contextlib.suppress(DuplicateKeyError):
-                self._heads(new.resource_type).insert_one(self._head_of(record))
-            return _from_record(new.resource_type, record)
         self._write_head(new.resource_type, record)
         # No atomic conditional update exists on every store, so a slow writer may have
         # just overwritten a newer head: if a newer version exists, bring the head forward.
@@ -254,10 +273,13 @@ class MongoRepository:
         selected: list[StoredVersion] = []
         newer: StoredVersion | None = None
         for version in range(head.version, 0, -1):  # newest first; lastUpdated grows with version
-            record = history.find_one({"_id": f"{id}/{version}"})
-            if record is None:
-                continue
-            entry = _from_record(resource_type, record, id)
+            if version == head.version:
+                entry = head
+            else:
+                record = history.find_one({"_id": f"{id}/{version}"})
+                if record is None:
+                    continue
+                entry = _from_record(resource_type, record, id)
             if _in_window(entry, newer, query):
                 selected.append(entry)
             if query.since and entry.last_updated < query.since:
@@ -268,6 +290,13 @@ class MongoRepository:
         return HistoryPage(selected[query.offset : query.offset + query.count], len(selected))
 
     def _merged_history(self, types: list[str], query: HistoryQuery) -> HistoryPage:
+        """Type or system history: history records plus heads still at version 1.
+
+        A resource written once exists only as its head, so both collections are
+        sources. A first update that died between copying version 1 into history and
+        claiming version 2 leaves version 1 in both: the merge drops the duplicate, and
+        ``total`` may count it once too often until that resource is written again.
+        """
         time_filter: dict[str, Any] = {}
         if query.since:
             time_filter["$gte"] = query.since
@@ -276,49 +305,61 @@ class MongoRepository:
         if query.at_end:
             time_filter["$lt"] = query.at_end
         mongo_filter: dict[str, Any] = {"lu": time_filter} if time_filter else {}
-        per_type: list[list[StoredVersion]] = []
+        first_versions = {**mongo_filter, "v": 1}
+        wanted = query.offset + query.count
+        streams: list[list[StoredVersion]] = []
         total = 0
+        order = [("lu", DESCENDING), ("_id", DESCENDING)]
         for resource_type in types:
-            collection = self._versions(resource_type)
+            history, heads = self._versions(resource_type), self._heads(resource_type)
             if query.at_start:
-                entries = self._current_during(resource_type, collection, mongo_filter, query)
+                entries = self._current_during(resource_type, mongo_filter, first_versions, query)
                 total += len(entries)
-                per_type.append(entries[: query.offset + query.count])
+                streams.append(entries[:wanted])
                 continue
-            total += collection.count_documents(mongo_filter)
-            cursor = (
-                collection.find(mongo_filter)
-                .sort([("lu", DESCENDING), ("_id", DESCENDING)])
-                .limit(query.offset + query.count)
+            total += history.count_documents(mongo_filter) + heads.count_documents(first_versions)
+            streams.append(
+                [_from_record(resource_type, r) for r in history.find(mongo_filter, sort=order).limit(wanted)]
             )
-            per_type.append([_from_record(resource_type, r) for r in cursor])
-        merged = heapq.merge(*per_type, key=lambda e: (e.last_updated, e.key, e.version), reverse=True)
-        entries = list(merged)[query.offset : query.offset + query.count]
-        return HistoryPage(entries, total)
+            streams.append(
+                [_from_record(resource_type, r) for r in heads.find(first_versions, sort=order).limit(wanted)]
+            )
+        merged = heapq.merge(*streams, key=_history_order, reverse=True)
+        entries: list[StoredVersion] = []
+        for entry in merged:
+            if entries and (entries[-1].key, entries[-1].version) == (entry.key, entry.version):
+                total -= 1
+                continue
+            entries.append(entry)
+        return HistoryPage(entries[query.offset : wanted], total)
 
     def _current_during(
         self,
         resource_type: str,
-        collection: Collection[dict[str, Any]],
         mongo_filter: dict[str, Any],
+        first_versions: dict[str, Any],
         query: HistoryQuery,
     ) -> list[StoredVersion]:
         """Versions that were current at some instant of [at_start, at_end)."""
-        records = collection.find(mongo_filter, sort=[("id", 1), ("v", -1)])
+        found: dict[tuple[str, int], StoredVersion] = {}
+        for record in self._heads(resource_type).find(first_versions):
+            entry = _from_record(resource_type, record)
+            found[(entry.id, entry.version)] = entry
+        for record in self._versions(resource_type).find(mongo_filter):
+            entry = _from_record(resource_type, record)
+            found[(entry.id, entry.version)] = entry
         result: list[StoredVersion] = []
         successor: dict[str, datetime] = {}
-        versions = [_from_record(resource_type, r) for r in records]
-        versions.sort(key=lambda e: (e.id, -e.version))
-        for entry in versions:
+        for entry in sorted(found.values(), key=lambda e: (e.id, -e.version)):
             newer_at = successor.get(entry.id)
             if newer_at is None:
                 # The next version may lie after at_end; ask for it by _id.
-                record = collection.find_one({"_id": f"{entry.id}/{entry.version + 1}"}, {"lu": 1})
-                newer_at = _as_utc(record["lu"]) if record else None
+                newer = self.vread(resource_type, entry.id, entry.version + 1)
+                newer_at = newer.last_updated if newer else None
             if newer_at is None or (query.at_start is not None and newer_at > query.at_start):
                 result.append(entry)
             successor[entry.id] = entry.last_updated
-        result.sort(key=lambda e: (e.last_updated, e.key, e.version), reverse=True)
+        result.sort(key=_history_order, reverse=True)
         return result
 
     # -- lifecycle -----------------------------------------------------------------------
@@ -329,6 +370,23 @@ class MongoRepository:
 
     def close(self) -> None:
         mongoengine.disconnect(alias=self._alias)
+
+
+def _history_order(entry: StoredVersion) -> tuple[datetime, str, int]:
+    return (entry.last_updated, entry.key, entry.version)
+
+
+def _record_of(version: StoredVersion) -> dict[str, Any]:
+    """The history record of a stored version (to copy version 1 out of its head)."""
+    return {
+        "_id": f"{version.id}/{version.version}",
+        "id": version.id,
+        "v": version.version,
+        "lu": version.last_updated,
+        "del": version.deleted,
+        "m": version.method,
+        "res": version.resource,
+    }
 
 
 def _in_window(entry: StoredVersion, newer: StoredVersion | None, query: HistoryQuery) -> bool:

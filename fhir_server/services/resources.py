@@ -8,7 +8,6 @@ writes and reported as 412 for ``If-Match`` writes.
 
 from __future__ import annotations
 
-import copy
 import re
 import uuid
 from collections.abc import Callable
@@ -201,7 +200,7 @@ class ResourceService:
             if head is None or head.deleted or head.resource is None:
                 raise outcomes.NotFound(f"{resource_type}/{id} is not known")
             try:
-                patched = patch.apply(copy.deepcopy(head.resource))
+                patched = patch.apply(head.resource)  # apply() works on a copy
             except (jsonpatch.JsonPatchException, jsonpatch.JsonPointerException, TypeError) as exc:
                 raise outcomes.Unprocessable(f"JSON Patch could not be applied: {exc}") from exc
             if not isinstance(patched, dict) or patched.get("resourceType") != resource_type:
@@ -245,7 +244,9 @@ class ResourceService:
                 f"resourceType '{actual}' does not match the URL type '{resource_type}'",
                 expression="resourceType",
             )
-        resource = copy.deepcopy(body)
+        # Callers hand over a freshly parsed body; only top-level keys (id, meta) are
+        # replaced later, so a shallow copy keeps the caller's object untouched.
+        resource = dict(body)
         meta = resource.get("meta")
         if meta is not None and not isinstance(meta, dict):
             raise outcomes.Unprocessable("meta must be an object", expression=f"{resource_type}.meta")
@@ -290,6 +291,7 @@ class ResourceService:
                 method=method,
                 resource=resource,
                 deleted=resource is None,
+                previous=head,
             )
             try:
                 stored = self._call(self._repo.commit, new)

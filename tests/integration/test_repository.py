@@ -77,3 +77,41 @@ def test_merged_history_orders_across_types(repository: MongoRepository) -> None
         ("Patient", 1),
     ]
     assert page.total == 3
+
+
+def test_a_resource_written_once_is_one_record(repository: MongoRepository) -> None:
+    repository.commit(version(1))
+    assert repository._db[HISTORY_PREFIX + "Patient"].count_documents({}) == 0
+    assert repository.vread("Patient", "p1", 1) is not None
+    page = repository.history(HistoryQuery("Patient", count=10))
+    assert [(e.id, e.version) for e in page.entries] == [("p1", 1)]
+    assert page.total == 1
+
+
+def test_first_update_keeps_version_one(repository: MongoRepository) -> None:
+    first = repository.commit(version(1))
+    repository.commit(
+        NewVersion("Patient", "p1", 2, datetime.now(UTC), "PUT", {"resourceType": "Patient"}, previous=first)
+    )
+    v1 = repository.vread("Patient", "p1", 1)
+    assert v1 is not None and v1.resource is not None and v1.resource["gender"] == "male"
+    page = repository.history(HistoryQuery("Patient", count=10))
+    assert [(e.id, e.version) for e in page.entries] == [("p1", 2), ("p1", 1)]
+    assert page.total == 2
+
+
+def test_interrupted_first_update_shows_version_one_once(repository: MongoRepository) -> None:
+    first = repository.commit(version(1))
+    # The first update copied version 1 into history, then died before claiming version 2.
+    from fhir_server.repository.mongo import _record_of
+
+    repository._db[HISTORY_PREFIX + "Patient"].insert_one(_record_of(first))
+    page = repository.history(HistoryQuery("Patient", count=10))
+    assert [(e.id, e.version) for e in page.entries] == [("p1", 1)]
+    instance = repository.history(HistoryQuery("Patient", "p1", count=10))
+    assert [(e.id, e.version) for e in instance.entries] == [("p1", 1)]
+    # the next write carries on normally
+    repository.commit(
+        NewVersion("Patient", "p1", 2, datetime.now(UTC), "PUT", {"resourceType": "Patient"}, previous=first)
+    )
+    assert repository.history(HistoryQuery("Patient", count=10)).total == 2
