@@ -313,9 +313,9 @@ class MongoRepository:
         for resource_type in types:
             history, heads = self._versions(resource_type), self._heads(resource_type)
             if query.at_start:
-                entries = self._current_during(resource_type, mongo_filter, first_versions, query)
-                total += len(entries)
-                streams.append(entries[:wanted])
+                current = self._current_during(resource_type, mongo_filter, first_versions, query)
+                total += len(current)
+                streams.append(current[:wanted])
                 continue
             total += history.count_documents(mongo_filter) + heads.count_documents(first_versions)
             streams.append(
