@@ -6,6 +6,8 @@ import uuid
 from typing import Any
 from urllib.parse import urlencode
 
+import orjson
+
 from fhir_server.api.rendering import fhir_base
 from fhir_server.repository.base import HistoryPage, StoredVersion
 from fhir_server.search.dates import format_instant
@@ -51,8 +53,8 @@ def _history_entry(entry: StoredVersion) -> dict[str, Any]:
     method = entry.method if entry.method in _METHOD_STATUS else "PUT"
     status = "201 Created" if method == "PUT" and entry.version == 1 else _METHOD_STATUS[method]
     item: dict[str, Any] = {"fullUrl": full_url}
-    if entry.resource is not None:
-        item["resource"] = entry.resource
+    if entry.raw is not None:
+        item["resource"] = orjson.Fragment(entry.raw)  # stored JSON, embedded without re-encoding
     item["request"] = {
         "method": method,
         "url": f"{entry.resource_type}/{entry.id}" if method != "POST" else entry.resource_type,
@@ -78,7 +80,7 @@ def searchset_bundle(
     entries: list[dict[str, Any]] = [
         {
             "fullUrl": f"{fhir_base()}/{m.resource_type}/{m.id}",
-            "resource": m.resource,
+            "resource": orjson.Fragment(m.raw) if m.raw is not None else None,
             "search": {"mode": "match"},
         }
         for m in matches

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
 from flask import Response, current_app, request
 
 from fhir_server.api import negotiation
@@ -13,11 +14,16 @@ from fhir_server.services.resources import WriteResult, http_date
 
 
 def fhir_response(payload: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    """Render a payload: a JSON-able object, or stored JSON text (``bytes``) sent as is."""
     try:
         mimetype = negotiation.response_mimetype(request)
     except FhirError:
         mimetype = negotiation.FHIR_JSON  # errors are still rendered, in our default format
-    body = negotiation.dumps(payload, indent=negotiation.pretty(request))
+    indent = negotiation.pretty(request)
+    if isinstance(payload, bytes):
+        body = negotiation.dumps(orjson.loads(payload), indent=True) if indent else payload
+    else:
+        body = negotiation.dumps(payload, indent=indent)
     response = Response(body, status=status, mimetype=mimetype)
     response.headers["Content-Type"] = f"{mimetype}; charset=utf-8"
     for key, value in (headers or {}).items():
@@ -45,7 +51,7 @@ def version_headers(stored: StoredVersion) -> dict[str, str]:
 
 
 def resource_response(stored: StoredVersion, payload: dict[str, Any] | None = None) -> Response:
-    return fhir_response(payload if payload is not None else stored.resource, 200, version_headers(stored))
+    return fhir_response(payload if payload is not None else stored.raw, 200, version_headers(stored))
 
 
 def write_response(result: WriteResult, *, created_status: int = 201) -> Response:
@@ -65,4 +71,4 @@ def write_response(result: WriteResult, *, created_status: int = 201) -> Respons
             status,
             headers,
         )
-    return fhir_response(stored.resource, status, headers)
+    return fhir_response(stored.raw, status, headers)

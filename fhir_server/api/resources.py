@@ -6,13 +6,14 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 from flask import Blueprint, Response, current_app, request
 
 from fhir_server import outcomes
 from fhir_server.api import negotiation
 from fhir_server.api.bundles import history_bundle, searchset_bundle
 from fhir_server.api.rendering import fhir_response, resource_response, version_headers, write_response
-from fhir_server.repository.base import HistoryQuery
+from fhir_server.repository.base import HistoryQuery, StoredVersion
 from fhir_server.search.dates import parse_range
 from fhir_server.search.matcher import ConditionalCriteria
 from fhir_server.search.request import parse, parse_query_string
@@ -57,13 +58,18 @@ def read(resource_type: str, id: str) -> Response:
     negotiation.response_mimetype(request)
     check_summary(request.args.get("_summary"))
     stored = _service().read(resource_type, id)
-    assert stored.resource is not None
-    payload = apply_elements(
-        apply_summary(stored.resource, request.args.get("_summary")), request.args.get("_elements")
-    )
     if request.if_none_match and request.if_none_match.contains_weak(str(stored.version)):
         return Response(status=304, headers=version_headers(stored))
-    return resource_response(stored, payload)
+    return resource_response(stored, _subset(stored))
+
+
+def _subset(stored: StoredVersion) -> dict[str, Any] | None:
+    """The resource cut down by ``_summary``/``_elements``, or None to send it whole."""
+    summary, elements = request.args.get("_summary"), request.args.get("_elements")
+    if summary in (None, "false") and not elements:
+        return None
+    assert stored.resource is not None
+    return apply_elements(apply_summary(stored.resource, summary), elements)
 
 
 @fhir.get("/<resource_type>/<id>/_history/<version>")
@@ -72,11 +78,7 @@ def vread(resource_type: str, id: str, version: str) -> Response:
     negotiation.response_mimetype(request)
     check_summary(request.args.get("_summary"))
     stored = _service().vread(resource_type, id, version)
-    assert stored.resource is not None
-    payload = apply_elements(
-        apply_summary(stored.resource, request.args.get("_summary")), request.args.get("_elements")
-    )
-    return resource_response(stored, payload)
+    return resource_response(stored, _subset(stored))
 
 
 @fhir.put("/<resource_type>/<id>")
@@ -177,7 +179,7 @@ def _search(resource_type: str, pairs: list[tuple[str, str]]) -> Response:
     page = [] if summary == "count" else matches[offset : offset + count]
     if summary not in (None, "false", "count") or elements:
         page = [
-            replace(m, resource=apply_elements(apply_summary(m.resource or {}, summary), elements))
+            replace(m, raw=orjson.dumps(apply_elements(apply_summary(m.resource or {}, summary), elements)))
             for m in page
         ]
     params = dict(p.split("=", 1) for p in search_request.criteria_query().split("&") if p)

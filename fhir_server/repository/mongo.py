@@ -26,6 +26,7 @@ from typing import Any, ParamSpec, TypeVar
 from uuid import uuid4
 
 import mongoengine
+import orjson
 from pymongo import DESCENDING
 from pymongo.collection import Collection
 from pymongo.database import Database
@@ -84,7 +85,7 @@ def _from_record(resource_type: str, record: dict[str, Any], id: str | None = No
         last_updated=_as_utc(record["lu"]),
         deleted=bool(record.get("del", False)),
         method=str(record.get("m", "")),
-        resource=record.get("res"),
+        raw=None if record.get("json") is None else record["json"].encode(),
     )
 
 
@@ -181,7 +182,7 @@ class MongoRepository:
             "lu": last_updated,
             "del": new.deleted,
             "m": new.method,
-            "res": new.resource,
+            "json": None if new.resource is None else orjson.dumps(new.resource).decode(),
         }
         if new.version == 1:
             # The head's unique _id is version 1's claim: one insert creates a resource.
@@ -215,7 +216,7 @@ class MongoRepository:
 
     @staticmethod
     def _head_of(history_record: dict[str, Any]) -> dict[str, Any]:
-        head = {k: history_record[k] for k in ("v", "lu", "del", "m", "res")}
+        head = {k: history_record[k] for k in ("v", "lu", "del", "m", "json")}
         head["_id"] = history_record["id"]
         return head
 
@@ -385,7 +386,7 @@ def _record_of(version: StoredVersion) -> dict[str, Any]:
         "lu": version.last_updated,
         "del": version.deleted,
         "m": version.method,
-        "res": version.resource,
+        "json": None if version.raw is None else version.raw.decode(),
     }
 
 

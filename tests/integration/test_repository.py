@@ -40,7 +40,7 @@ def test_head_left_behind_by_dead_writer_is_caught_up(repository: MongoRepositor
         "lu": datetime.now(UTC),
         "del": False,
         "m": "PUT",
-        "res": {"resourceType": "Patient", "id": "p1", "gender": "female"},
+        "json": '{"resourceType": "Patient", "id": "p1", "gender": "female"}',
     }
     repository._db[HISTORY_PREFIX + "Patient"].insert_one(record)
     stale = repository.read("Patient", "p1")
@@ -55,7 +55,7 @@ def test_a_slow_writer_cannot_leave_an_older_head(repository: MongoRepository) -
     repository.commit(version(2))
     # Simulate the slow writer of version 1 overwriting the head after version 2 landed...
     repository._db[HEAD_PREFIX + "Patient"].replace_one(
-        {"_id": "p1"}, {"v": 1, "lu": datetime.now(UTC), "del": False, "res": {}}
+        {"_id": "p1"}, {"v": 1, "lu": datetime.now(UTC), "del": False, "json": "{}"}
     )
     # ...the next committer notices the newer claim and repairs rather than lose it.
     with pytest.raises(VersionClaimed):
