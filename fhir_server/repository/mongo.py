@@ -1,16 +1,16 @@
 """The repository on the MongoDB wire protocol (MongoDB 6/7, FerretDB 1.24).
 
-Layout, per resource type ``T``:
+Layout, per resource type ``T`` (see docs/architecture.md for why it is correct):
 
-* ``history_T``: one immutable record per version, ``_id = "{id}/{version}"``.
-  Inserting it is the commit point: the unique ``_id`` index lets exactly one
-  writer claim a version number, on every store.
-* ``resource_T``: the head, ``_id = "{id}"``, a copy of the newest version used by
-  reads and search. Written after the claim with a plain replace by ``_id``.
+* ``resource_T``: the head, ``_id = "{id}"``, the newest version; inserting it claims
+  version 1, so a create is one insert.
+* ``history_T``: immutable older versions, ``_id = "{id}/{version}"``; inserting one
+  claims that version number (the commit point of every later write). Version 1 is
+  copied here by the first update.
 
-Every lookup on the hot path is an equality on ``_id`` alone: the only filter the
-embedded FerretDB pushes down into SQLite (see docs/architecture.md). Instance
-history walks version numbers by ``_id`` because versions are dense (1..n).
+Records carry the resource as JSON text. Every lookup on the hot path is an equality
+on ``_id`` alone: the only filter the embedded FerretDB pushes down into SQLite.
+Instance history walks version numbers by ``_id`` because versions are dense (1..n).
 """
 
 from __future__ import annotations
