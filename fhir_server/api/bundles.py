@@ -17,20 +17,20 @@ _METHOD_STATUS = {"POST": "201 Created", "PUT": "200 OK", "PATCH": "200 OK", "DE
 
 
 def _page_links(
-    path: str, params: dict[str, str], offset: int, count: int, total: int
+    path: str, params: dict[str, str] | list[tuple[str, str]], offset: int, count: int, total: int | None
 ) -> list[dict[str, str]]:
     base = f"{fhir_base()}/{path}" if path else fhir_base()
+    pairs = list(params.items()) if isinstance(params, dict) else list(params)
 
     def url(at: int) -> str:
-        query = {**params, "_count": str(count), "_offset": str(at)}
-        return f"{base}?{urlencode(query)}"
+        return f"{base}?{urlencode([*pairs, ('_count', str(count)), ('_offset', str(at))])}"
 
     links = [{"relation": "self", "url": url(offset)}, {"relation": "first", "url": url(0)}]
     if offset > 0:
         links.append({"relation": "previous", "url": url(max(0, offset - count))})
-    if offset + count < total:
+    if count > 0 and (total is None or offset + count < total):
         links.append({"relation": "next", "url": url(offset + count)})
-    if count > 0 and total > 0:
+    if count > 0 and total:
         links.append({"relation": "last", "url": url(((total - 1) // count) * count)})
     return links
 
@@ -71,10 +71,10 @@ def searchset_bundle(
     matches: list[StoredVersion],
     *,
     resource_type: str,
-    params: dict[str, str],
+    params: list[tuple[str, str]],
     offset: int,
     count: int,
-    total: int,
+    total: int | None,
     outcome: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     entries: list[dict[str, Any]] = [
@@ -87,15 +87,19 @@ def searchset_bundle(
     ]
     if outcome is not None:
         entries.append({"resource": outcome, "search": {"mode": "outcome"}})
-    return {
+    bundle: dict[str, Any] = {
         "resourceType": "Bundle",
         "id": str(uuid.uuid4()),
         "meta": {"lastUpdated": format_instant(_now())},
         "type": "searchset",
-        "total": total,
-        "link": _page_links(resource_type, params, offset, count, total),
-        "entry": entries,
     }
+    if total is not None:
+        bundle["total"] = total
+    # A page shorter than asked is the last one, whatever the total says.
+    has_more = total if total is not None else (offset + count + (1 if len(matches) == count else 0))
+    bundle["link"] = _page_links(resource_type, params, offset, count, has_more)
+    bundle["entry"] = entries
+    return bundle
 
 
 def _now() -> Any:

@@ -15,8 +15,7 @@ from fhir_server.api.bundles import history_bundle, searchset_bundle
 from fhir_server.api.rendering import fhir_response, resource_response, version_headers, write_response
 from fhir_server.repository.base import HistoryQuery, StoredVersion
 from fhir_server.search.dates import parse_range
-from fhir_server.search.matcher import ConditionalCriteria
-from fhir_server.search.request import parse, parse_query_string
+from fhir_server.search.request import SearchRequest, parse, parse_query_string
 from fhir_server.services.resources import ResourceService, check_type
 from fhir_server.services.summary import apply_elements, apply_summary, check_summary
 
@@ -41,12 +40,12 @@ def _check_params(allowed: frozenset[str]) -> None:
             raise outcomes.InvalidRequest(f"Parameter '{name}' is not supported here", expression=name)
 
 
-def _criteria(resource_type: str, query: str) -> ConditionalCriteria:
+def _criteria(resource_type: str, query: str) -> SearchRequest:
     check_type(resource_type)
     if not query.strip():
         raise outcomes.InvalidRequest("Conditional operations need search criteria")
     # Conditional operations are always strict: an ignored criterion could hit the wrong record.
-    return ConditionalCriteria(parse_query_string(resource_type, query, strict=True))
+    return parse_query_string(resource_type, query, strict=True)
 
 
 # -- instance level --------------------------------------------------------------------
@@ -169,20 +168,18 @@ def _search(resource_type: str, pairs: list[tuple[str, str]]) -> Response:
     check_type(resource_type)
     strict = negotiation.preferences(request).handling == "strict"
     search_request = parse(resource_type, pairs, strict=strict)
-    count = min(search_request.count if search_request.count is not None else 20, 1000)
-    matches = _service().search_ids(resource_type, ConditionalCriteria(search_request))
-    matches.sort(key=lambda m: (m.last_updated, m.id), reverse=True)
-    offset = search_request.offset
     summary = request.values.get("_summary")
     check_summary(summary)
     elements = request.values.get("_elements")
-    page = [] if summary == "count" else matches[offset : offset + count]
+    if summary == "count":
+        search_request = replace(search_request, count=0)
+    result = _service().search(search_request, base_url=_settings().fhir_base)
+    page = result.matches
     if summary not in (None, "false", "count") or elements:
         page = [
             replace(m, raw=orjson.dumps(apply_elements(apply_summary(m.resource or {}, summary), elements)))
             for m in page
         ]
-    params = dict(p.split("=", 1) for p in search_request.criteria_query().split("&") if p)
     outcome = None
     if search_request.ignored:
         outcome = outcomes.operation_outcome(
@@ -196,10 +193,10 @@ def _search(resource_type: str, pairs: list[tuple[str, str]]) -> Response:
     bundle = searchset_bundle(
         page,
         resource_type=resource_type,
-        params=params,
-        offset=offset,
-        count=count,
-        total=len(matches),
+        params=search_request.criteria_pairs(),
+        offset=search_request.offset,
+        count=result.page_size,
+        total=result.total,
         outcome=outcome,
     )
     return fhir_response(bundle)

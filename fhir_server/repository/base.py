@@ -80,6 +80,8 @@ class NewVersion:
     deleted: bool = False
     # The version this one replaces, as the writer read it (None for a first version).
     previous: StoredVersion | None = None
+    # Search index fields (``ix``, ``ir``, ``so``) stored with the version, in the same write.
+    index: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -117,6 +119,21 @@ class Repository(Protocol):
         """Bring the head forward to the newest committed version and return it."""
 
     def history(self, query: HistoryQuery) -> HistoryPage: ...
+
+    def search(
+        self,
+        resource_type: str,
+        mongo_filter: dict[str, Any],
+        sort: list[tuple[str, int]],
+        skip: int,
+        limit: int,
+    ) -> list[StoredVersion]:
+        """Current, non-deleted resources of a type matching a compiled query, in order."""
+
+    def count(self, resource_type: str, mongo_filter: dict[str, Any]) -> int: ...
+
+    def get_many(self, resource_type: str, ids: list[str]) -> list[StoredVersion]:
+        """Current, non-deleted resources by id (for _include), in the order given."""
 
     def scan(self, resource_type: str, mongo_filter: dict[str, Any]) -> Iterator[StoredVersion]:
         """Current, non-deleted resources of a type matching a compiled filter."""

@@ -44,6 +44,16 @@ from fhir_server.repository.base import (
 )
 
 HEAD_PREFIX = "resource_"
+INDEX_FIELDS = ("ix", "ir", "so")
+# The indexes every head collection carries; together they lead every compiled query.
+HEAD_INDEXES: dict[str, list[tuple[str, int]]] = {
+    "search_keys": [("ix", 1)],
+    "search_range_low": [("ir.p", 1), ("ir.lo", 1)],
+    "search_range_high": [("ir.p", 1), ("ir.hi", 1)],
+    "lastUpdated": [("lu", DESCENDING)],
+}
+# Reads never need the index fields back.
+WITHOUT_INDEX = dict.fromkeys(INDEX_FIELDS, 0)
 HISTORY_PREFIX = "history_"
 
 P = ParamSpec("P")
@@ -128,20 +138,29 @@ class MongoRepository:
         return collection
 
     def _history(self, resource_type: str) -> Collection[dict[str, Any]]:
-        """The version collection, with its index ensured (for writers)."""
+        """The version collection, with the indexes of the type ensured (for writers)."""
         history = self._versions(resource_type)
         if resource_type not in self._indexed:
-            # Serves type/system history on MongoDB; FerretDB accepts it and scans.
-            history.create_index([("lu", DESCENDING)], name="lastUpdated")
-            with self._lock:
-                self._indexed.add(resource_type)
+            self.ensure_indexes(resource_type)
         return history
+
+    @_store_errors
+    def ensure_indexes(self, resource_type: str) -> None:
+        """Declare the indexes the compiled queries use (MongoDB serves them; FerretDB
+        accepts them and scans). Field names are the compiler's: see HEAD_INDEXES."""
+        history = self._versions(resource_type)
+        history.create_index([("lu", DESCENDING)], name="lastUpdated")
+        heads = self._heads(resource_type)
+        for name, keys in HEAD_INDEXES.items():
+            heads.create_index(keys, name=name)
+        with self._lock:
+            self._indexed.add(resource_type)
 
     # -- reads ---------------------------------------------------------------------------
 
     @_store_errors
     def read(self, resource_type: str, id: str) -> StoredVersion | None:
-        record = self._heads(resource_type).find_one({"_id": id})
+        record = self._heads(resource_type).find_one({"_id": id}, WITHOUT_INDEX)
         return None if record is None else _from_record(resource_type, record, id)
 
     @_store_errors
@@ -154,9 +173,36 @@ class MongoRepository:
 
     @_store_errors
     def scan(self, resource_type: str, mongo_filter: dict[str, Any]) -> Iterator[StoredVersion]:
-        query = {**mongo_filter, "del": False}
-        for record in self._heads(resource_type).find(query):
+        for record in self._heads(resource_type).find(_current(mongo_filter), WITHOUT_INDEX):
             yield _from_record(resource_type, record)
+
+    @_store_errors
+    def search(
+        self,
+        resource_type: str,
+        mongo_filter: dict[str, Any],
+        sort: list[tuple[str, int]],
+        skip: int,
+        limit: int,
+    ) -> list[StoredVersion]:
+        if limit <= 0:
+            return []
+        cursor = self._heads(resource_type).find(_current(mongo_filter), WITHOUT_INDEX, sort=sort)
+        return [_from_record(resource_type, r) for r in cursor.skip(skip).limit(limit)]
+
+    @_store_errors
+    def count(self, resource_type: str, mongo_filter: dict[str, Any]) -> int:
+        return self._heads(resource_type).count_documents(_current(mongo_filter))
+
+    @_store_errors
+    def get_many(self, resource_type: str, ids: list[str]) -> list[StoredVersion]:
+        # One _id lookup each: the only filter every store answers from its index.
+        found = []
+        for id in dict.fromkeys(ids):
+            record = self._heads(resource_type).find_one({"_id": id}, WITHOUT_INDEX)
+            if record is not None and not record.get("del"):
+                found.append(_from_record(resource_type, record, id))
+        return found
 
     @_store_errors
     def resource_types_in_use(self) -> list[str]:
@@ -183,7 +229,10 @@ class MongoRepository:
             "del": new.deleted,
             "m": new.method,
             "json": None if new.resource is None else orjson.dumps(new.resource).decode(),
+            **(new.index or {}),
         }
+        if new.resource_type not in self._indexed:
+            self.ensure_indexes(new.resource_type)
         if new.version == 1:
             # The head's unique _id is version 1's claim: one insert creates a resource.
             try:
@@ -216,7 +265,11 @@ class MongoRepository:
 
     @staticmethod
     def _head_of(history_record: dict[str, Any]) -> dict[str, Any]:
-        head = {k: history_record[k] for k in ("v", "lu", "del", "m", "json")}
+        head = {
+            k: history_record[k]
+            for k in ("v", "lu", "del", "m", "json", *INDEX_FIELDS)
+            if k in history_record
+        }
         head["_id"] = history_record["id"]
         return head
 
@@ -371,6 +424,10 @@ class MongoRepository:
 
     def close(self) -> None:
         mongoengine.disconnect(alias=self._alias)
+
+
+def _current(mongo_filter: dict[str, Any]) -> dict[str, Any]:
+    return {"$and": [mongo_filter, {"del": False}]} if mongo_filter else {"del": False}
 
 
 def _history_order(entry: StoredVersion) -> tuple[datetime, str, int]:

@@ -1,60 +1,34 @@
-"""Evaluate a SearchRequest against stored resources.
+"""A plain-Python evaluation of a SearchRequest against one resource.
 
-Semantics: comma-separated values are OR, repeated parameters are AND; ``:missing``
-and ``:not`` apply to the whole resource, every other modifier to each selected node.
+It follows the spec's wording directly (comma = OR, repetition = AND, ``:missing``
+and ``:not`` on the whole resource, other modifiers per value) and serves as the
+reference the compiled MongoDB queries are tested against.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
-from fhir_server.repository.base import StoredVersion
 from fhir_server.search.fhirpath import compile_expression
 from fhir_server.search.request import SearchParam, SearchRequest
 from fhir_server.search.types import MATCHERS
 
 
-@dataclass(frozen=True)
-class ConditionalCriteria:
-    """A parsed request ready to select resources (conditional ops and plain search)."""
-
-    request: SearchRequest
-
-    @property
-    def resource_type(self) -> str:
-        return self.request.resource_type
-
-    def exact_id(self) -> str | None:
-        """The id when the criteria are exactly one ``_id`` value (a direct lookup)."""
-        params = self.request.params
-        if len(params) == 1 and params[0].code == "_id" and not params[0].modifier:
-            values = params[0].values
-            return values[0] if len(values) == 1 else None
-        return None
-
-    def prefilter(self) -> dict[str, Any]:
-        """A store filter that narrows candidates without changing the result."""
-        return {}
-
-    def matches(self, stored: StoredVersion) -> bool:
-        resource = stored.resource
-        if resource is None:
-            return False
-        return all(_param_matches(p, stored.resource_type, resource, stored.id) for p in self.request.params)
+def matches_request(request: SearchRequest, resource_type: str, resource: dict[str, Any]) -> bool:
+    return all(_param_matches(p, resource_type, resource) for p in request.params)
 
 
-def _param_matches(param: SearchParam, resource_type: str, resource: dict[str, Any], id: str) -> bool:
+def _param_matches(param: SearchParam, resource_type: str, resource: dict[str, Any]) -> bool:
     if param.code == "_id":
         if param.modifier == "missing":
             return param.values[0] == "false"
-        return id in param.values
-    nodes = compile_expression(param.definition.expression, param.definition.base).evaluate(
+        found = resource.get("id") in param.values
+        return not found if param.modifier == "not" else found
+    nodes = compile_expression(param.definition.expression or "", param.definition.base).evaluate(
         resource_type, resource
     )
     if param.modifier == "missing":
-        want_missing = param.values[0].lower() == "true"
-        return (not nodes) == want_missing
+        return (not nodes) == (param.values[0].lower() == "true")
     matcher = MATCHERS[param.definition.type]
     if param.modifier == "not":
         return not any(matcher(node, value, None) for node in nodes for value in param.values)

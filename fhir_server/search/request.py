@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import parse_qsl
 
 from conformance.registry import SearchParameterDef, search_parameters
@@ -11,8 +12,22 @@ from fhir_server import outcomes
 from fhir_server.search.fhirpath import UnsupportedExpression, compile_expression
 from fhir_server.search.types import MODIFIERS, SUPPORTED_TYPES
 
-# Result-shaping parameters handled by the bundle builder, not by matching.
-CONTROL_PARAMETERS = frozenset({"_count", "_offset", "_format", "_pretty", "_summary", "_elements", "_total"})
+# Result-shaping parameters: handled by paging and rendering, not by matching.
+RESULT_PARAMETERS = frozenset(
+    {
+        "_count",
+        "_offset",
+        "_format",
+        "_pretty",
+        "_summary",
+        "_elements",
+        "_total",
+        "_sort",
+        "_include",
+        "_revinclude",
+    }
+)
+TOTAL_MODES = ("none", "estimate", "accurate")
 
 
 @dataclass(frozen=True)
@@ -27,24 +42,39 @@ class SearchParam:
     def code(self) -> str:
         return self.definition.code
 
+    def as_query(self) -> tuple[str, str]:
+        name = f"{self.code}:{self.modifier}" if self.modifier else self.code
+        return name, ",".join(v.replace("\\", "\\\\").replace(",", "\\,") for v in self.values)
+
+
+@dataclass(frozen=True)
+class SortKey:
+    code: str
+    descending: bool = False
+
 
 @dataclass(frozen=True)
 class SearchRequest:
-    """All criteria (repetition = AND) plus paging for one resource type."""
+    """All criteria (repetition = AND) plus result control, for one resource type."""
 
     resource_type: str
     params: tuple[SearchParam, ...] = ()
     count: int | None = None
     offset: int = 0
-    ignored: tuple[str, ...] = field(default=())
+    sort: tuple[SortKey, ...] = ()
+    total: str = "accurate"
+    ignored: tuple[str, ...] = ()
+    # Conditions added by the server, not the client (e.g. a compartment), already compiled.
+    extra_filters: tuple[dict[str, Any], ...] = field(default=())
 
-    def criteria_query(self) -> str:
-        """The criteria as a canonical query string (for self links)."""
-        parts = []
-        for p in self.params:
-            name = f"{p.code}:{p.modifier}" if p.modifier else p.code
-            parts.append(f"{name}={','.join(p.values)}")
-        return "&".join(parts)
+    def criteria_pairs(self) -> list[tuple[str, str]]:
+        """The applied criteria and result controls as query pairs (for self links)."""
+        pairs = [p.as_query() for p in self.params]
+        if self.sort:
+            pairs.append(("_sort", ",".join(("-" if k.descending else "") + k.code for k in self.sort)))
+        if self.total != "accurate":
+            pairs.append(("_total", self.total))
+        return pairs
 
 
 def parse_query_string(resource_type: str, query: str, *, strict: bool = True) -> SearchRequest:
@@ -59,13 +89,23 @@ def parse(resource_type: str, pairs: Iterable[tuple[str, str]], *, strict: bool 
     ignored: list[str] = []
     count: int | None = None
     offset = 0
+    sort: tuple[SortKey, ...] = ()
+    total = "accurate"
     for raw_name, raw_value in pairs:
         name, _, modifier = raw_name.partition(":")
-        if name in CONTROL_PARAMETERS:
+        if name in RESULT_PARAMETERS:
             if name == "_count":
                 count = _non_negative(raw_name, raw_value)
             elif name == "_offset":
                 offset = _non_negative(raw_name, raw_value)
+            elif name == "_sort":
+                sort = _sort_keys(resource_type, known, raw_value)
+            elif name == "_total":
+                if raw_value not in TOTAL_MODES:
+                    raise outcomes.InvalidRequest(
+                        f"_total must be one of {', '.join(TOTAL_MODES)}", expression="_total"
+                    )
+                total = raw_value
             continue
         problem = _problem(resource_type, known, name, modifier or None)
         if problem:
@@ -75,14 +115,25 @@ def parse(resource_type: str, pairs: Iterable[tuple[str, str]], *, strict: bool 
             continue
         if raw_value == "":
             raise outcomes.InvalidRequest(f"Search parameter '{raw_name}' has no value", expression=raw_name)
-        values = tuple(_split_values(raw_value))
-        params.append(SearchParam(known[name], modifier or None, values))
-    return SearchRequest(resource_type, tuple(params), count, offset, tuple(ignored))
+        params.append(SearchParam(known[name], modifier or None, tuple(_split_values(raw_value))))
+    return SearchRequest(resource_type, tuple(params), count, offset, sort, total, tuple(ignored))
 
 
 def supported_parameters(resource_type: str) -> list[SearchParameterDef]:
-    """The parameters of a type this engine evaluates exactly (feeds the CapabilityStatement)."""
-    return [d for code, d in sorted(search_parameters().get(resource_type, {}).items()) if _evaluable(d)]
+    """The parameters of a type this engine answers exactly (feeds the CapabilityStatement)."""
+    return [d for _, d in sorted(search_parameters().get(resource_type, {}).items()) if _evaluable(d)]
+
+
+def _sort_keys(resource_type: str, known: dict[str, SearchParameterDef], raw: str) -> tuple[SortKey, ...]:
+    keys = []
+    for item in raw.split(","):
+        item = item.strip()
+        descending = item.startswith("-")
+        code = item.lstrip("-")
+        if code not in ("_id", "_lastUpdated") and (code not in known or not _evaluable(known[code])):
+            raise outcomes.InvalidRequest(f"Cannot sort {resource_type} by '{code}'", expression="_sort")
+        keys.append(SortKey(code, descending))
+    return tuple(keys)
 
 
 def _problem(
@@ -94,7 +145,8 @@ def _problem(
     if not _evaluable(definition):
         return f"Search parameter '{name}' ({definition.type}) is not supported yet"
     type_modifier = definition.type == "reference" and modifier in definition.target
-    if modifier is not None and not type_modifier and modifier not in MODIFIERS.get(definition.type, ()):
+    allowed = ("missing", "not") if name == "_id" else MODIFIERS.get(definition.type, ())
+    if modifier is not None and not type_modifier and modifier not in allowed:
         return f"Modifier ':{modifier}' is not supported on '{name}' ({definition.type})"
     return None
 
@@ -118,7 +170,8 @@ def _non_negative(name: str, value: str) -> int:
 
 
 def _split_values(raw: str) -> list[str]:
-    """Split on commas that are not escaped as ``\\,``; unescape ``\\,`` ``\\|`` ``\\$`` ``\\\\``."""
+    """Split on commas that are not escaped as ``\\,``; unescape ``\\,`` ``\\$`` ``\\\\``.
+    ``\\|`` stays escaped: token values split on unescaped bars later."""
     values: list[str] = []
     current: list[str] = []
     chars = iter(raw)

@@ -27,11 +27,24 @@ from fhir_server.repository.base import (
     StoreError,
     VersionClaimed,
 )
-from fhir_server.search.matcher import ConditionalCriteria
+from fhir_server.search.compiler import compile_search
+from fhir_server.search.extract import index_resource
+from fhir_server.search.request import SearchRequest
 from fhir_server.services.validation import is_resource_type, validate_resource
 
 ID_PATTERN = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
 MAX_WRITE_ATTEMPTS = 50
+
+
+DEFAULT_PAGE_SIZE = 20
+MAX_PAGE_SIZE = 1000
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    matches: list[StoredVersion]
+    total: int | None
+    page_size: int
 
 
 @dataclass(frozen=True)
@@ -120,20 +133,31 @@ class ResourceService:
         assert query.resource_type and query.id
         return self._call(self._repo.read, query.resource_type, query.id) is not None
 
-    def search_ids(self, resource_type: str, criteria: ConditionalCriteria) -> list[StoredVersion]:
-        """Current resources matching conditional criteria (used by conditional operations)."""
+    def search(self, request: SearchRequest, *, base_url: str = "") -> SearchResult:
+        """One page of current resources matching a request, and the total if asked."""
+        check_type(request.resource_type)
+        compiled = compile_search(request, base_url=base_url)
+        count = DEFAULT_PAGE_SIZE if request.count is None else min(request.count, MAX_PAGE_SIZE)
+        matches = self._call(
+            self._repo.search, request.resource_type, compiled.filter, compiled.sort, request.offset, count
+        )
+        total = None
+        if request.total != "none":
+            total = self._call(self._repo.count, request.resource_type, compiled.filter)
+        return SearchResult(matches, total, count)
+
+    def search_ids(
+        self, resource_type: str, criteria: SearchRequest, *, limit: int = 2
+    ) -> list[StoredVersion]:
+        """Up to ``limit`` current resources matching conditional criteria (2 tells 'many')."""
         check_type(resource_type)
-        exact = criteria.exact_id()
-        if exact is not None:
-            head = self._call(self._repo.read, resource_type, exact) if ID_PATTERN.match(exact) else None
-            return [head] if head is not None and not head.deleted else []
-        candidates = self._call(lambda: list(self._repo.scan(resource_type, criteria.prefilter())))
-        return [c for c in candidates if c.resource is not None and criteria.matches(c)]
+        compiled = compile_search(criteria)
+        return list(self._call(self._repo.search, resource_type, compiled.filter, compiled.sort, 0, limit))
 
     # -- writes --------------------------------------------------------------------------
 
     def create(
-        self, resource_type: str, body: Any, *, if_none_exist: ConditionalCriteria | None = None
+        self, resource_type: str, body: Any, *, if_none_exist: SearchRequest | None = None
     ) -> WriteResult:
         check_type(resource_type)
         resource = self._checked_body(resource_type, body)
@@ -141,7 +165,7 @@ class ResourceService:
             matches = self.search_ids(resource_type, if_none_exist)
             if len(matches) > 1:
                 raise outcomes.PreconditionFailed(
-                    f"If-None-Exist matched {len(matches)} resources; it must match at most one"
+                    "If-None-Exist matched more than one resource; it must match at most one"
                 )
             if matches:
                 return WriteResult(matches[0], created=False, changed=False)
@@ -162,14 +186,14 @@ class ResourceService:
         return self._write(resource_type, id, lambda _head: resource, "PUT", if_match)
 
     def conditional_update(
-        self, resource_type: str, criteria: ConditionalCriteria, body: Any, *, if_match: int | None = None
+        self, resource_type: str, criteria: SearchRequest, body: Any, *, if_match: int | None = None
     ) -> WriteResult:
         check_type(resource_type)
         resource = self._checked_body(resource_type, body)
         matches = self.search_ids(resource_type, criteria)
         if len(matches) > 1:
             raise outcomes.PreconditionFailed(
-                f"Conditional update matched {len(matches)} resources; it must match at most one"
+                "Conditional update matched more than one resource; it must match at most one"
             )
         if matches:
             id = matches[0].id
@@ -222,12 +246,12 @@ class ResourceService:
             return None
         return self._write(resource_type, id, lambda _head: None, "DELETE", if_match)
 
-    def conditional_delete(self, resource_type: str, criteria: ConditionalCriteria) -> WriteResult | None:
+    def conditional_delete(self, resource_type: str, criteria: SearchRequest) -> WriteResult | None:
         check_type(resource_type)
         matches = self.search_ids(resource_type, criteria)
         if len(matches) > 1:
             raise outcomes.PreconditionFailed(
-                f"Conditional delete matched {len(matches)} resources; this server deletes one at a time"
+                "Conditional delete matched more than one resource; this server deletes one at a time"
             )
         if not matches:
             return None
@@ -292,6 +316,7 @@ class ResourceService:
                 resource=resource,
                 deleted=resource is None,
                 previous=head,
+                index=None if resource is None else index_resource(resource_type, resource).as_fields(),
             )
             try:
                 stored = self._call(self._repo.commit, new)

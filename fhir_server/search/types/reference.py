@@ -33,3 +33,43 @@ def matches(node: Any, value: str, modifier: str | None) -> bool:
     if actual_id != wanted_id:
         return False
     return wanted_type is None or wanted_type == (actual_type or reference_type(node))
+
+
+# -- index and query -------------------------------------------------------------------
+# Key kinds: "r" Type/id (local references), "i" id alone, "u" absolute or canonical URL.
+
+
+def index(code: str, nodes: list[Any], out: Any) -> None:
+    for node in nodes:
+        if isinstance(node, str):  # canonical
+            out.add_key(code, "u", node)
+            continue
+        if not isinstance(node, dict) or not isinstance(node.get("reference"), str):
+            continue
+        reference = node["reference"]
+        if reference.startswith("#"):
+            continue
+        if "://" in reference or reference.startswith("urn:"):
+            out.add_key(code, "u", reference)
+            continue
+        resource_type, id = _tail(reference.split("?")[0])
+        resource_type = resource_type or reference_type(node)
+        if resource_type:
+            out.add_key(code, "r", f"{resource_type}/{id}")
+            out.sort_value(code, f"{resource_type}/{id}")
+        out.add_key(code, "i", id)
+
+
+def criterion(code: str, value: str, modifier: str | None, base_url: str = "") -> dict[str, Any]:
+    from fhir_server.search.index import key
+
+    if base_url and value.startswith(base_url.rstrip("/") + "/"):
+        value = value[len(base_url.rstrip("/")) + 1 :]
+    if "://" in value or value.startswith("urn:"):
+        return {"ix": key(code, "u", value)}
+    resource_type, id = _tail(value)
+    if modifier and modifier not in MODIFIERS:
+        resource_type = modifier
+    if resource_type:
+        return {"ix": key(code, "r", f"{resource_type}/{id}")}
+    return {"ix": key(code, "i", id)}

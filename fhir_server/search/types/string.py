@@ -38,3 +38,32 @@ def matches(node: Any, value: str, modifier: str | None) -> bool:
     if modifier == "contains":
         return any(needle in normalize(c) for c in candidates)
     return any(normalize(c).startswith(needle) for c in candidates)
+
+
+# -- index and query -------------------------------------------------------------------
+# Key kinds: "s" normalised (case- and accent-folded) for the default starts-with and
+# :contains, "e" exact for :exact.
+
+
+def index(code: str, nodes: list[Any], out: Any) -> None:
+    for node in nodes:
+        for text in strings_of(node):
+            folded = normalize(text)
+            out.add_key(code, "s", folded)
+            out.add_key(code, "e", text)
+            out.sort_value(code, folded)
+
+
+def criterion(code: str, value: str, modifier: str | None) -> dict[str, Any]:
+    import re
+
+    from fhir_server.search.index import key
+
+    if modifier == "exact":
+        return {"ix": key(code, "e", value)}
+    prefix = re.escape(key(code, "s", ""))
+    needle = re.escape(normalize(value))
+    if modifier == "contains":
+        # One unbounded gap between fixed literals: linear, no catastrophic backtracking.
+        return {"ix": {"$regex": f"^{prefix}.*{needle}"}}
+    return {"ix": {"$regex": f"^{prefix}{needle}"}}

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-MODIFIERS = ("missing", "not", "text")
+MODIFIERS = ("missing", "not", "text", "of-type")
 
 
 def _split(value: str) -> tuple[str | None, str | None]:
@@ -64,3 +64,76 @@ def matches(node: Any, value: str, modifier: str | None) -> bool:
             continue
         return True
     return False
+
+
+# -- index and query -------------------------------------------------------------------
+# Key kinds: "c" code (any system), "sc" system|code, "s" system (any code),
+# "n" code without a system, "t" normalised text (for :text), "ot" identifier
+# type-system|type-code|value (for :of-type).
+
+
+def node_keys(node: Any) -> list[tuple[str, str]]:
+    """The (kind, value) pairs under which a node can be found by a token search."""
+    from fhir_server.search.types.string import normalize
+
+    found: list[tuple[str, str]] = []
+    for system, code, text in _pairs(node):
+        if code is not None:
+            found.append(("c", code))
+            if system:
+                found.append(("sc", f"{system}|{code}"))
+            else:
+                found.append(("n", code))
+        if system:
+            found.append(("s", system))
+        if text:
+            found.append(("t", normalize(text)))
+    if isinstance(node, dict) and isinstance(node.get("type"), dict) and "value" in node:
+        for coding in node["type"].get("coding") or []:
+            if isinstance(coding, dict):
+                found.append(("ot", f"{coding.get('system', '')}|{coding.get('code', '')}|{node['value']}"))
+    return found
+
+
+def index(code: str, nodes: list[Any], out: Any) -> None:
+    for node in nodes:
+        for kind, value in node_keys(node):
+            out.add_key(code, kind, value)
+            if kind == "c":
+                out.sort_value(code, value)
+
+
+def search_keys(value: str) -> list[str]:
+    """``kind\\x1fvalue`` keys a token search value asks for (before the parameter code)."""
+    from fhir_server.search.index import SEP
+
+    system, code = _split(value)
+    if system is None:
+        return [f"c{SEP}{code}"] if code else []
+    if system == "":
+        return [f"n{SEP}{code}"] if code else []
+    if code is None:
+        return [f"s{SEP}{system}"]
+    return [f"sc{SEP}{system}|{code}"]
+
+
+def criterion(code: str, value: str, modifier: str | None) -> dict[str, Any]:
+    import re
+
+    from fhir_server import outcomes
+    from fhir_server.search.index import SEP, key
+    from fhir_server.search.types.string import normalize
+
+    if modifier == "text":
+        return {"ix": {"$regex": "^" + re.escape(key(code, "t", normalize(value)))}}
+    if modifier == "of-type":
+        parts = value.split("|")
+        if len(parts) != 3 or not all(parts):
+            raise outcomes.InvalidRequest(
+                f"{code}:of-type needs system|code|value, got '{value}'", expression=f"{code}:of-type"
+            )
+        return {"ix": key(code, "ot", value)}
+    keys = [f"{code}{SEP}{k}" for k in search_keys(value)]
+    if not keys:
+        raise outcomes.InvalidRequest(f"'{value}' is not a valid token for {code}", expression=code)
+    return {"ix": keys[0]}

@@ -1,0 +1,89 @@
+"""The only translation from a SearchRequest to a MongoDB query.
+
+Field names and operators come from this module; request values only ever appear as
+string or number operands (regex operands are escaped), so no input can inject an
+operator or reach another field.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from fhir_server import outcomes
+from fhir_server.search.index import SEP, present
+from fhir_server.search.request import SearchParam, SearchRequest, SortKey
+from fhir_server.search.types import CRITERIA
+
+
+@dataclass(frozen=True)
+class CompiledQuery:
+    filter: dict[str, Any]
+    sort: list[tuple[str, int]]
+
+
+def compile_search(request: SearchRequest, *, base_url: str = "") -> CompiledQuery:
+    clauses = [compile_param(p, base_url=base_url) for p in request.params]
+    clauses.extend(request.extra_filters)
+    if not clauses:
+        mongo_filter: dict[str, Any] = {}
+    elif len(clauses) == 1:
+        mongo_filter = clauses[0]
+    else:
+        mongo_filter = {"$and": clauses}
+    return CompiledQuery(mongo_filter, compile_sort(request.sort))
+
+
+def compile_param(param: SearchParam, *, base_url: str = "") -> dict[str, Any]:
+    code, modifier, values = param.code, param.modifier, param.values
+    if code == "_id":
+        if modifier == "missing":
+            return {} if values[0] == "false" else {"_id": {"$exists": False}}
+        if modifier == "not":
+            return {"_id": {"$nin": list(values)}}
+        return {"_id": values[0]} if len(values) == 1 else {"_id": {"$in": list(values)}}
+    if modifier == "missing":
+        flag = values[0].lower()
+        if flag not in ("true", "false"):
+            raise outcomes.InvalidRequest(f"{code}:missing takes true or false", expression=f"{code}:missing")
+        return {"ix": {"$ne": present(code)}} if flag == "true" else {"ix": present(code)}
+    criterion = _criterion_for(param, base_url)
+    if modifier == "not":
+        return {"$nor": [criterion(v) for v in values]}
+    conditions = [criterion(v) for v in values]
+    return conditions[0] if len(conditions) == 1 else {"$or": conditions}
+
+
+def _criterion_for(param: SearchParam, base_url: str) -> Callable[[str], dict[str, Any]]:
+    build = CRITERIA.get(param.definition.type)
+    if build is None:
+        raise outcomes.UnknownParameter(
+            f"Search parameter '{param.code}' is not supported", expression=param.code
+        )
+    modifier = None if param.modifier == "not" else param.modifier
+
+    def criterion(value: str) -> dict[str, Any]:
+        return build(param.definition, value, modifier, base_url)
+
+    return criterion
+
+
+def compile_sort(keys: tuple[SortKey, ...]) -> list[tuple[str, int]]:
+    order: list[tuple[str, int]] = []
+    for sort_key in keys:
+        direction = -1 if sort_key.descending else 1
+        if sort_key.code == "_id":
+            order.append(("_id", direction))
+        elif sort_key.code == "_lastUpdated":
+            order.append(("lu", direction))
+        else:
+            # Ascending by each resource's smallest value, descending by its largest.
+            field = f"so.{sort_key.code}~" if sort_key.descending else f"so.{sort_key.code}"
+            order.append((field, direction))
+    if not any(f == "_id" for f, _ in order):
+        order.append(("_id", 1))  # a total order, so pages never overlap or skip
+    return order
+
+
+__all__ = ["SEP", "CompiledQuery", "compile_param", "compile_search", "compile_sort"]

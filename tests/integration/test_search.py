@@ -1,0 +1,215 @@
+"""Search through the REST API against the real store, per parameter type and modifier."""
+
+from __future__ import annotations
+
+from urllib.parse import urlparse
+
+import pytest
+from flask.testing import FlaskClient
+
+from tests.integration.helpers import headers
+
+PATIENTS = [
+    {
+        "resourceType": "Patient",
+        "id": "p-anna",
+        "identifier": [
+            {
+                "system": "http://hospital.example/mrn",
+                "value": "A1",
+                "type": {
+                    "coding": [{"system": "http://terminology.hl7.org/CodeSystem/v2-0203", "code": "MR"}]
+                },
+            }
+        ],
+        "name": [{"family": "Müller", "given": ["Anna"]}],
+        "gender": "female",
+        "birthDate": "1980-05-01",
+        "telecom": [{"system": "email", "value": "anna@example.org"}],
+        "managingOrganization": {"reference": "Organization/org-1"},
+    },
+    {
+        "resourceType": "Patient",
+        "id": "p-bob",
+        "identifier": [{"system": "http://hospital.example/mrn", "value": "B2"}, {"value": "nosys"}],
+        "name": [{"family": "Baker", "given": ["Bob", "Annan"]}],
+        "gender": "male",
+        "birthDate": "1975-01-01",
+    },
+    {
+        "resourceType": "Patient",
+        "id": "p-carl",
+        "name": [{"family": "Carlsson", "given": ["Carl"]}],
+        "gender": "male",
+        "active": True,
+    },
+]
+OBSERVATIONS = [
+    {
+        "resourceType": "Observation",
+        "id": "o-hb",
+        "status": "final",
+        "code": {
+            "coding": [{"system": "http://loinc.org", "code": "718-7", "display": "Hemoglobin"}],
+            "text": "Hemoglobin [Mass/volume] in Blood",
+        },
+        "subject": {"reference": "Patient/p-anna"},
+        "category": [
+            {
+                "coding": [
+                    {
+                        "system": "http://terminology.hl7.org/CodeSystem/observation-category",
+                        "code": "laboratory",
+                    }
+                ]
+            }
+        ],
+    },
+    {
+        "resourceType": "Observation",
+        "id": "o-glu",
+        "status": "preliminary",
+        "code": {"coding": [{"system": "http://loinc.org", "code": "2345-7"}]},
+        "subject": {"reference": "Patient/p-bob"},
+    },
+]
+
+
+@pytest.fixture
+def loaded(client: FlaskClient) -> FlaskClient:
+    for resource in PATIENTS + OBSERVATIONS:
+        response = client.put(
+            f"/fhir/{resource['resourceType']}/{resource['id']}", json=resource, headers=headers()
+        )
+        assert response.status_code == 201, response.get_json()
+    return client
+
+
+def ids(client: FlaskClient, query: str, **extra_headers: str) -> list[str]:
+    response = client.get(f"/fhir/{query}", headers=extra_headers)
+    assert response.status_code == 200, response.get_json()
+    bundle = response.get_json()
+    return sorted(e["resource"]["id"] for e in bundle.get("entry", []) if e["search"]["mode"] == "match")
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ("Patient?identifier=A1", ["p-anna"]),
+        ("Patient?identifier=http://hospital.example/mrn|B2", ["p-bob"]),
+        ("Patient?identifier=http://other|B2", []),
+        ("Patient?identifier=http://hospital.example/mrn|", ["p-anna", "p-bob"]),
+        ("Patient?identifier=|nosys", ["p-bob"]),
+        ("Patient?identifier=|A1", []),
+        ("Patient?identifier:of-type=http://terminology.hl7.org/CodeSystem/v2-0203|MR|A1", ["p-anna"]),
+        ("Patient?gender=male", ["p-bob", "p-carl"]),
+        ("Patient?gender=male,female", ["p-anna", "p-bob", "p-carl"]),
+        ("Patient?gender:not=male", ["p-anna"]),
+        ("Patient?active=true", ["p-carl"]),
+        ("Patient?active:missing=true", ["p-anna", "p-bob"]),
+        ("Patient?_id=p-bob", ["p-bob"]),
+        ("Patient?_id=p-bob,p-carl", ["p-bob", "p-carl"]),
+        ("Patient?email=anna@example.org", ["p-anna"]),
+        ("Observation?code=http://loinc.org|718-7", ["o-hb"]),
+        ("Observation?code:text=hemoglobin", ["o-hb"]),
+        ("Observation?category=laboratory&status=final", ["o-hb"]),
+    ],
+)
+def test_token(loaded: FlaskClient, query: str, expected: list[str]) -> None:
+    assert ids(loaded, query) == expected
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ("Patient?name=ann", ["p-anna", "p-bob"]),  # starts-with on any name part, accent- and case-blind
+        ("Patient?name=MULL", ["p-anna"]),
+        ("Patient?family=muller", ["p-anna"]),
+        ("Patient?family:exact=Müller", ["p-anna"]),
+        ("Patient?family:exact=muller", []),
+        ("Patient?name:contains=arls", ["p-carl"]),
+        ("Patient?name=ann&gender=male", ["p-bob"]),
+        ("Patient?given=bob,carl", ["p-bob", "p-carl"]),
+        ("Patient?name=.*", []),  # regex characters are literals
+    ],
+)
+def test_string(loaded: FlaskClient, query: str, expected: list[str]) -> None:
+    assert ids(loaded, query) == expected
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ("Observation?subject=Patient/p-anna", ["o-hb"]),
+        ("Observation?subject=p-bob", ["o-glu"]),
+        ("Observation?patient=p-bob", ["o-glu"]),
+        ("Observation?subject:Patient=p-anna", ["o-hb"]),
+        ("Observation?subject:Group=p-anna", []),
+        ("Observation?subject=http://127.0.0.1:8080/fhir/Patient/p-anna", ["o-hb"]),
+        ("Patient?organization=Organization/org-1", ["p-anna"]),
+        ("Patient?organization:missing=false", ["p-anna"]),
+    ],
+)
+def test_reference(loaded: FlaskClient, query: str, expected: list[str]) -> None:
+    assert ids(loaded, query) == expected
+
+
+def test_uri(client: FlaskClient) -> None:
+    vs = {"resourceType": "ValueSet", "status": "active", "url": "http://example.org/fhir/ValueSet/colours"}
+    client.post("/fhir/ValueSet", json=vs, headers=headers())
+    assert len(ids(client, "ValueSet?url=http://example.org/fhir/ValueSet/colours")) == 1
+    assert len(ids(client, "ValueSet?url:below=http://example.org/fhir")) == 1
+    assert len(ids(client, "ValueSet?url:above=http://example.org/fhir/ValueSet/colours/v2")) == 1
+    assert ids(client, "ValueSet?url=http://example.org/fhir") == []
+
+
+def test_sort_paging_and_total(loaded: FlaskClient) -> None:
+    first = loaded.get("/fhir/Patient?_sort=family&_count=2").get_json()
+    assert first["total"] == 3
+    assert [e["resource"]["id"] for e in first["entry"]] == ["p-bob", "p-carl"]
+    nxt = next(link["url"] for link in first["link"] if link["relation"] == "next")
+    parsed = urlparse(nxt)
+    second = loaded.get(f"{parsed.path}?{parsed.query}").get_json()
+    assert [e["resource"]["id"] for e in second["entry"]] == ["p-anna"]
+    assert not [link for link in second["link"] if link["relation"] == "next"]
+    desc = loaded.get("/fhir/Patient?_sort=-family").get_json()
+    assert [e["resource"]["id"] for e in desc["entry"]] == ["p-anna", "p-carl", "p-bob"]
+    assert "total" not in loaded.get("/fhir/Patient?_total=none").get_json()
+    count_only = loaded.get("/fhir/Patient?gender=male&_summary=count").get_json()
+    assert (count_only["total"] == 2 and "entry" not in count_only) or count_only["entry"] == []
+
+
+def test_deleted_resources_are_not_found(loaded: FlaskClient) -> None:
+    loaded.delete("/fhir/Patient/p-carl")
+    assert ids(loaded, "Patient?gender=male") == ["p-bob"]
+
+
+def test_updates_reindex(loaded: FlaskClient) -> None:
+    anna = loaded.get("/fhir/Patient/p-anna").get_json()
+    loaded.put("/fhir/Patient/p-anna", json={**anna, "gender": "other"}, headers=headers())
+    assert ids(loaded, "Patient?gender=female") == []
+    assert ids(loaded, "Patient?gender=other") == ["p-anna"]
+
+
+def test_unknown_parameters_lenient_and_strict(loaded: FlaskClient) -> None:
+    bundle = loaded.get("/fhir/Patient?gender=male&colour=blue").get_json()
+    assert sorted(e["resource"]["id"] for e in bundle["entry"] if e["search"]["mode"] == "match") == [
+        "p-bob",
+        "p-carl",
+    ]
+    outcome = [e for e in bundle["entry"] if e["search"]["mode"] == "outcome"]
+    assert "colour" in outcome[0]["resource"]["issue"][0]["diagnostics"]
+    assert "colour" not in next(link["url"] for link in bundle["link"] if link["relation"] == "self")
+    strict = loaded.get("/fhir/Patient?colour=blue", headers={"Prefer": "handling=strict"})
+    assert strict.status_code == 400
+    bad_modifier = loaded.get("/fhir/Patient?gender:contains=m", headers={"Prefer": "handling=strict"})
+    assert bad_modifier.status_code == 400
+
+
+def test_post_search(loaded: FlaskClient) -> None:
+    response = loaded.post(
+        "/fhir/Patient/_search",
+        data="gender=female",
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert [e["resource"]["id"] for e in response.get_json()["entry"]] == ["p-anna"]
