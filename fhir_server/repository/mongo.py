@@ -44,9 +44,10 @@ from fhir_server.repository.base import (
 )
 
 HEAD_PREFIX = "resource_"
+SEARCH_PREFIX = "search_"
 INDEX_FIELDS = ("ix", "ir", "so")
-# The indexes every head collection carries; together they lead every compiled query.
-HEAD_INDEXES: dict[str, list[tuple[str, int]]] = {
+# The indexes every search collection carries; together they lead every compiled query.
+SEARCH_INDEXES: dict[str, list[tuple[str, int]]] = {
     "search_keys": [("ix", 1)],
     "search_range_low": [("ir.p", 1), ("ir.lo", 1)],
     "search_range_high": [("ir.p", 1), ("ir.hi", 1)],
@@ -120,6 +121,7 @@ class MongoRepository:
         self._indexed: set[str] = set()
         self._head_collections: dict[str, Collection[dict[str, Any]]] = {}
         self._history_collections: dict[str, Collection[dict[str, Any]]] = {}
+        self._search_collections: dict[str, Collection[dict[str, Any]]] = {}
         self._lock = threading.Lock()
 
     # -- collections -------------------------------------------------------------------
@@ -128,6 +130,12 @@ class MongoRepository:
         collection = self._head_collections.get(resource_type)
         if collection is None:
             collection = self._head_collections[resource_type] = self._db[HEAD_PREFIX + resource_type]
+        return collection
+
+    def _search_docs(self, resource_type: str) -> Collection[dict[str, Any]]:
+        collection = self._search_collections.get(resource_type)
+        if collection is None:
+            collection = self._search_collections[resource_type] = self._db[SEARCH_PREFIX + resource_type]
         return collection
 
     def _versions(self, resource_type: str) -> Collection[dict[str, Any]]:
@@ -150,9 +158,9 @@ class MongoRepository:
         accepts them and scans). Field names are the compiler's: see HEAD_INDEXES."""
         history = self._versions(resource_type)
         history.create_index([("lu", DESCENDING)], name="lastUpdated")
-        heads = self._heads(resource_type)
-        for name, keys in HEAD_INDEXES.items():
-            heads.create_index(keys, name=name)
+        searchable = self._search_docs(resource_type)
+        for name, keys in SEARCH_INDEXES.items():
+            searchable.create_index(keys, name=name)
         with self._lock:
             self._indexed.add(resource_type)
 
@@ -160,7 +168,7 @@ class MongoRepository:
 
     @_store_errors
     def read(self, resource_type: str, id: str) -> StoredVersion | None:
-        record = self._heads(resource_type).find_one({"_id": id}, WITHOUT_INDEX)
+        record = self._heads(resource_type).find_one({"_id": id})
         return None if record is None else _from_record(resource_type, record, id)
 
     @_store_errors
@@ -173,7 +181,7 @@ class MongoRepository:
 
     @_store_errors
     def scan(self, resource_type: str, mongo_filter: dict[str, Any]) -> Iterator[StoredVersion]:
-        for record in self._heads(resource_type).find(_current(mongo_filter), WITHOUT_INDEX):
+        for record in self._search_docs(resource_type).find(_current(mongo_filter), WITHOUT_INDEX):
             yield _from_record(resource_type, record)
 
     @_store_errors
@@ -187,19 +195,19 @@ class MongoRepository:
     ) -> list[StoredVersion]:
         if limit <= 0:
             return []
-        cursor = self._heads(resource_type).find(_current(mongo_filter), WITHOUT_INDEX, sort=sort)
+        cursor = self._search_docs(resource_type).find(_current(mongo_filter), WITHOUT_INDEX, sort=sort)
         return [_from_record(resource_type, r) for r in cursor.skip(skip).limit(limit)]
 
     @_store_errors
     def count(self, resource_type: str, mongo_filter: dict[str, Any]) -> int:
-        return self._heads(resource_type).count_documents(_current(mongo_filter))
+        return self._search_docs(resource_type).count_documents(_current(mongo_filter))
 
     @_store_errors
     def get_many(self, resource_type: str, ids: list[str]) -> list[StoredVersion]:
         # One _id lookup each: the only filter every store answers from its index.
         found = []
         for id in dict.fromkeys(ids):
-            record = self._heads(resource_type).find_one({"_id": id}, WITHOUT_INDEX)
+            record = self._heads(resource_type).find_one({"_id": id})
             if record is not None and not record.get("del"):
                 found.append(_from_record(resource_type, record, id))
         return found
@@ -234,11 +242,13 @@ class MongoRepository:
         if new.resource_type not in self._indexed:
             self.ensure_indexes(new.resource_type)
         if new.version == 1:
-            # The head's unique _id is version 1's claim: one insert creates a resource.
+            # The searchable record's unique _id is version 1's claim; the head follows.
             try:
-                self._heads(new.resource_type).insert_one(self._head_of(record))
+                self._search_docs(new.resource_type).insert_one(_search_doc_of(record))
             except DuplicateKeyError as exc:
                 raise VersionClaimed(f"{new.resource_type}/{new.id} version 1") from exc
+            with contextlib.suppress(DuplicateKeyError):  # already brought forward by another writer
+                self._heads(new.resource_type).insert_one(_head_of(record))
             return _from_record(new.resource_type, record)
         history = self._history(new.resource_type)
         previous = new.previous
@@ -252,7 +262,7 @@ class MongoRepository:
             history.insert_one(record)
         except DuplicateKeyError as exc:
             raise VersionClaimed(f"{new.resource_type}/{new.id} version {new.version}") from exc
-        self._write_head(new.resource_type, record)
+        self._write_current(new.resource_type, record)
         # No atomic conditional update exists on every store, so a slow writer may have
         # just overwritten a newer head: if a newer version exists, bring the head forward.
         if self._claimed(new.resource_type, new.id, new.version + 1):
@@ -263,37 +273,37 @@ class MongoRepository:
         found = self._versions(resource_type).find_one({"_id": f"{id}/{version}"}, projection={"_id": 1})
         return found is not None
 
-    @staticmethod
-    def _head_of(history_record: dict[str, Any]) -> dict[str, Any]:
-        head = {
-            k: history_record[k]
-            for k in ("v", "lu", "del", "m", "json", *INDEX_FIELDS)
-            if k in history_record
-        }
-        head["_id"] = history_record["id"]
-        return head
-
-    def _write_head(self, resource_type: str, history_record: dict[str, Any]) -> None:
-        head = self._head_of(history_record)
-        heads = self._heads(resource_type)
-        try:
-            heads.replace_one({"_id": history_record["id"]}, head, upsert=True)
-        except DuplicateKeyError:
-            # Two first writers raced on the upsert; the row exists now.
-            heads.replace_one({"_id": history_record["id"]}, head)
+    def _write_current(self, resource_type: str, history_record: dict[str, Any]) -> None:
+        """Make a committed version current: the searchable record first, then the head."""
+        _replace_or_insert(self._search_docs(resource_type), _search_doc_of(history_record))
+        _replace_or_insert(self._heads(resource_type), _head_of(history_record))
 
     @_store_errors
     def catch_up(self, resource_type: str, id: str) -> StoredVersion | None:
         history = self._versions(resource_type)
         while True:
             head = self._heads(resource_type).find_one({"_id": id}, projection={"v": 1})
-            version = int(head["v"]) if head else 0
+            searchable = self._search_docs(resource_type).find_one({"_id": id}, WITHOUT_INDEX)
+            head_version = int(head["v"]) if head else 0
+            search_version = int(searchable["v"]) if searchable else 0
+            version = min(head_version, search_version)
             newest = None
             while (record := history.find_one({"_id": f"{id}/{version + 1}"})) is not None:
                 newest, version = record, version + 1
-            if newest is None:
-                return self.read(resource_type, id)
-            self._write_head(resource_type, newest)
+            if newest is not None and int(newest["v"]) >= max(head_version, search_version):
+                self._write_current(resource_type, newest)
+                continue
+            if searchable is not None and search_version > head_version:
+                # A create that died between its two inserts: the head follows its claim.
+                _replace_or_insert(self._heads(resource_type), _head_of({**searchable, "id": id}))
+                continue
+            if head is not None and head_version > search_version:
+                # A slow writer left an older searchable record: rebuild it from history.
+                record = history.find_one({"_id": f"{id}/{head_version}"})
+                if record is not None and "ix" in record:
+                    self._write_current(resource_type, record)
+                    continue
+            return self.read(resource_type, id)
 
     @_store_errors
     def recover(self, since: datetime | None) -> int:
@@ -303,9 +313,13 @@ class MongoRepository:
             newest: dict[str, int] = {}
             for record in self._versions(resource_type).find(query, {"id": 1, "v": 1}):
                 newest[record["id"]] = max(newest.get(record["id"], 0), int(record["v"]))
+            for record in self._search_docs(resource_type).find(query, {"v": 1}):
+                newest[record["_id"]] = max(newest.get(record["_id"], 0), int(record["v"]))
             for id, version in newest.items():
                 head = self._heads(resource_type).find_one({"_id": id}, projection={"v": 1})
-                if head is None or int(head["v"]) < version:
+                searchable = self._search_docs(resource_type).find_one({"_id": id}, projection={"v": 1})
+                versions = {int(head["v"]) if head else 0, int(searchable["v"]) if searchable else 0}
+                if versions != {version}:
                     self.catch_up(resource_type, id)
                     repaired += 1
         return repaired
@@ -365,7 +379,7 @@ class MongoRepository:
         total = 0
         order = [("lu", DESCENDING), ("_id", DESCENDING)]
         for resource_type in types:
-            history, heads = self._versions(resource_type), self._heads(resource_type)
+            history, heads = self._versions(resource_type), self._search_docs(resource_type)
             if query.at_start:
                 current = self._current_during(resource_type, mongo_filter, first_versions, query)
                 total += len(current)
@@ -396,7 +410,7 @@ class MongoRepository:
     ) -> list[StoredVersion]:
         """Versions that were current at some instant of [at_start, at_end)."""
         found: dict[tuple[str, int], StoredVersion] = {}
-        for record in self._heads(resource_type).find(first_versions):
+        for record in self._search_docs(resource_type).find(first_versions, WITHOUT_INDEX):
             entry = _from_record(resource_type, record)
             found[(entry.id, entry.version)] = entry
         for record in self._versions(resource_type).find(mongo_filter):
@@ -424,6 +438,28 @@ class MongoRepository:
 
     def close(self) -> None:
         mongoengine.disconnect(alias=self._alias)
+
+
+def _head_of(record: dict[str, Any]) -> dict[str, Any]:
+    """The head: what a read needs, and nothing for search."""
+    head: dict[str, Any] = {k: record[k] for k in ("v", "lu", "del", "m", "json") if k in record}
+    head["_id"] = record["id"]
+    return head
+
+
+def _search_doc_of(record: dict[str, Any]) -> dict[str, Any]:
+    """The searchable record: the resource with its index values, in one document."""
+    doc = {k: record[k] for k in ("v", "lu", "del", "m", "json", *INDEX_FIELDS) if k in record}
+    doc["_id"] = record["id"]
+    return doc
+
+
+def _replace_or_insert(collection: Collection[dict[str, Any]], doc: dict[str, Any]) -> None:
+    try:
+        collection.replace_one({"_id": doc["_id"]}, doc, upsert=True)
+    except DuplicateKeyError:
+        # Two writers raced on the upsert (FerretDB's is read-then-insert); it exists now.
+        collection.replace_one({"_id": doc["_id"]}, doc)
 
 
 def _current(mongo_filter: dict[str, Any]) -> dict[str, Any]:

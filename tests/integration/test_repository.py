@@ -115,3 +115,52 @@ def test_interrupted_first_update_shows_version_one_once(repository: MongoReposi
         NewVersion("Patient", "p1", 2, datetime.now(UTC), "PUT", {"resourceType": "Patient"}, previous=first)
     )
     assert repository.history(HistoryQuery("Patient", count=10)).total == 2
+
+
+def test_create_that_died_before_its_head_is_recovered(repository: MongoRepository) -> None:
+    from fhir_server.repository.mongo import SEARCH_PREFIX
+
+    # The create claimed version 1 with its searchable record, then died before the head.
+    doc = {
+        "_id": "p9",
+        "v": 1,
+        "lu": datetime.now(UTC),
+        "del": False,
+        "m": "POST",
+        "json": '{"id": "p9"}',
+        "ix": [],
+    }
+    repository._db[SEARCH_PREFIX + "Patient"].insert_one(doc)
+    assert repository.read("Patient", "p9") is None
+    with pytest.raises(VersionClaimed):  # nobody else can create it meanwhile
+        repository.commit(
+            NewVersion("Patient", "p9", 1, datetime.now(UTC), "POST", {"resourceType": "Patient"})
+        )
+    assert repository.recover(datetime.now(UTC) - timedelta(hours=1)) == 1
+    head = repository.read("Patient", "p9")
+    assert head is not None and head.version == 1
+
+
+def test_stale_searchable_record_is_rebuilt_from_history(repository: MongoRepository) -> None:
+    from fhir_server.repository.mongo import SEARCH_PREFIX
+
+    first = repository.commit(version(1))
+    repository.commit(
+        NewVersion(
+            "Patient",
+            "p1",
+            2,
+            datetime.now(UTC),
+            "PUT",
+            {"resourceType": "Patient", "gender": "female"},
+            previous=first,
+            index={"ix": ["gender\x1fc\x1ffemale"], "ir": [], "so": {}},
+        )
+    )
+    # A slow writer put version 1's searchable record back after version 2 landed.
+    repository._db[SEARCH_PREFIX + "Patient"].replace_one(
+        {"_id": "p1"}, {"v": 1, "lu": datetime.now(UTC), "del": False, "json": "{}", "ix": []}
+    )
+    repository.catch_up("Patient", "p1")
+    rebuilt = repository._db[SEARCH_PREFIX + "Patient"].find_one({"_id": "p1"})
+    assert rebuilt is not None and rebuilt["v"] == 2 and rebuilt["ix"] == ["gender\x1fc\x1ffemale"]
