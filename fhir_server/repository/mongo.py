@@ -30,8 +30,16 @@ import orjson
 from pymongo import DESCENDING
 from pymongo.collection import Collection
 from pymongo.database import Database
-from pymongo.errors import DuplicateKeyError, PyMongoError
+from pymongo.errors import (
+    ConnectionFailure,
+    DuplicateKeyError,
+    ExecutionTimeout,
+    OperationFailure,
+    PyMongoError,
+    WTimeoutError,
+)
 
+from fhir_server.repository import mql
 from fhir_server.repository.base import (
     HistoryPage,
     HistoryQuery,
@@ -74,8 +82,11 @@ def _store_errors(func: Callable[P, R]) -> Callable[P, R]:
             return func(*args, **kwargs)
         except (VersionClaimed, StoreError):
             raise
+        except (ConnectionFailure, ExecutionTimeout, WTimeoutError) as exc:
+            raise StoreError(f"document store unreachable: {exc.__class__.__name__}") from exc
         except PyMongoError as exc:
-            raise StoreError(f"document store error: {exc.__class__.__name__}") from exc
+            # The store answered but refused the operation: a defect, not an outage.
+            raise RuntimeError(f"document store refused an operation: {exc}") from exc
         finally:
             store_time_depth.reset(token)
             if outermost:
@@ -122,6 +133,7 @@ class MongoRepository:
         self._head_collections: dict[str, Collection[dict[str, Any]]] = {}
         self._history_collections: dict[str, Collection[dict[str, Any]]] = {}
         self._search_collections: dict[str, Collection[dict[str, Any]]] = {}
+        self._elem_match: bool | None = None
         self._lock = threading.Lock()
 
     # -- collections -------------------------------------------------------------------
@@ -195,12 +207,39 @@ class MongoRepository:
     ) -> list[StoredVersion]:
         if limit <= 0:
             return []
-        cursor = self._search_docs(resource_type).find(_current(mongo_filter), WITHOUT_INDEX, sort=sort)
-        return [_from_record(resource_type, r) for r in cursor.skip(skip).limit(limit)]
+        if self._store_evaluates(mongo_filter):
+            cursor = self._search_docs(resource_type).find(_current(mongo_filter), WITHOUT_INDEX, sort=sort)
+            return [_from_record(resource_type, r) for r in cursor.skip(skip).limit(limit)]
+        docs = mql.sort_documents(self._evaluate_here(resource_type, mongo_filter), sort)
+        return [_from_record(resource_type, d) for d in docs[skip : skip + limit]]
 
     @_store_errors
     def count(self, resource_type: str, mongo_filter: dict[str, Any]) -> int:
-        return self._search_docs(resource_type).count_documents(_current(mongo_filter))
+        if self._store_evaluates(mongo_filter):
+            return self._search_docs(resource_type).count_documents(_current(mongo_filter))
+        return len(self._evaluate_here(resource_type, mongo_filter))
+
+    def _store_evaluates(self, mongo_filter: dict[str, Any]) -> bool:
+        """False when the filter needs ``$elemMatch`` with field conditions and the store
+        lacks it (FerretDB 1.24): then :meth:`_evaluate_here` applies it in Python."""
+        if not mql.uses(mongo_filter, "$elemMatch"):
+            return True
+        if self._elem_match is None:
+            probe = self._db["capabilities"]
+            # A filter is only evaluated against documents, so give it one to look at.
+            _replace_or_insert(probe, {"_id": "elemMatch", "x": [{"p": 1, "lo": 1}]})
+            try:
+                found = probe.find_one({"_id": "elemMatch", "x": {"$elemMatch": {"p": 1, "lo": {"$gte": 0}}}})
+                self._elem_match = found is not None
+            except OperationFailure:
+                self._elem_match = False
+        return self._elem_match
+
+    def _evaluate_here(self, resource_type: str, mongo_filter: dict[str, Any]) -> list[dict[str, Any]]:
+        """Candidates from the store by the rest of the filter, the full filter applied here."""
+        loose = mql.without(mongo_filter, "$elemMatch")
+        candidates = self._search_docs(resource_type).find(_current(loose))
+        return [doc for doc in candidates if mql.matches(mongo_filter, doc)]
 
     @_store_errors
     def get_many(self, resource_type: str, ids: list[str]) -> list[StoredVersion]:

@@ -135,13 +135,20 @@ def index_composite(
     resource: dict[str, Any],
     out: IndexEntries,
     component_defs: dict[str, SearchParameterDef],
+    *,
+    nodes: list[Any] | None = None,
 ) -> None:
-    """Add one range entry per combination of component values of every selected node."""
-    if not definition.expression:
-        return
+    """Add one range entry per combination of component values of every selected node.
+
+    ``nodes``: what the composite's own expression selects, if the caller has evaluated it.
+    """
+    if nodes is None:
+        if not definition.expression:
+            return
+        nodes = compile_expression(definition.expression).evaluate(resource_type, resource)
     components = _components(definition, component_defs)
     code = definition.code
-    for node in compile_expression(definition.expression).evaluate(resource_type, resource):
+    for node in nodes:
         alternatives = [
             _component_values(component.type, position, _relative(expr, resource_type, resource, node))
             for position, (component, expr) in enumerate(components, start=1)

@@ -136,14 +136,15 @@ def conditions(
     if prefix == "ap":
         alo, ahi = _approximate(slo, shi, now or datetime.now(UTC))
         return eq, {lo: {"$lt": _ceil_ms(ahi)}, hi: {"$gt": _floor_ms(alo)}}
-    other: Condition = {
+    choices: dict[str, Condition] = {
         "gt": {hi: {"$gt": shi}},
         "lt": {lo: {"$lt": slo}},
         "ge": {"$or": [{hi: {"$gt": shi}}, {lo: {"$gte": slo}}]},
         "le": {"$or": [{lo: {"$lt": slo}}, {hi: {"$lte": shi}}]},
         "sa": {lo: {"$gte": shi}},
         "eb": {hi: {"$lte": slo}},
-    }[prefix]
+    }
+    other = choices[prefix]
     return eq, other
 
 

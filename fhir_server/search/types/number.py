@@ -1,6 +1,8 @@
 """Number parameters, and the prefix and range helpers every range type shares.
 
-Index: each number is a point entry ``{"p": code, "lo": v, "hi": v}`` (floats).
+Index: each number is a point entry ``{"p": code, "lo": v, "hi": v}`` (floats); a Range
+of numbers (RiskAssessment ``probabilityRange``) is [low.value, high.value], an absent side
+open (+-:data:`LARGEST`).
 
 Search: ``[prefix]number``. The search value carries an implicit precision range, half a
 unit of its last decimal place either side (http://hl7.org/fhir/R4/search.html#number):
@@ -167,6 +169,21 @@ def value_of(node: Any) -> float | None:
     return value if abs(value) <= LARGEST else None
 
 
+def node_bounds(node: Any) -> tuple[float, float] | None:
+    """[lo, hi] of a number (a point) or of a Range of numbers (an absent side open)."""
+    value = value_of(node)
+    if value is not None:
+        return value, value
+    if not isinstance(node, dict) or not ("low" in node or "high" in node):
+        return None
+    low, high = node.get("low"), node.get("high")
+    lo = value_of(low.get("value")) if isinstance(low, dict) else None
+    hi = value_of(high.get("value")) if isinstance(high, dict) else None
+    if lo is None and hi is None:
+        return None
+    return (-LARGEST if lo is None else lo), (LARGEST if hi is None else hi)
+
+
 def conditions(prefix: str, number: Decimal, suffix: str = "") -> tuple[Condition, Condition]:
     """(eq condition, condition for ``prefix``) on the fields ``lo{suffix}``/``hi{suffix}``."""
     lo, hi = "lo" + suffix, "hi" + suffix
@@ -201,11 +218,11 @@ def entry_condition(value: str, name: str, suffix: str = "") -> Condition:
 
 def index(code: str, nodes: list[Any], out: IndexEntries) -> None:
     for node in nodes:
-        value = value_of(node)
-        if value is None:
+        bounds = node_bounds(node)
+        if bounds is None:
             continue
-        out.add_range(code, value, value)
-        out.sort_value(code, value, value)
+        out.add_range(code, *bounds)
+        out.sort_value(code, *bounds)
         mark_present(code, out)
 
 

@@ -10,6 +10,8 @@ search number). No unit conversion: ``5|http://unitsofmeasure.org|g`` does not f
 
 ``number|system|code`` needs ``s`` and ``c`` to match; ``number||code`` needs ``c`` or ``u``
 (the code or the human unit) to match; ``number|system|`` only ``s``; ``number`` any unit.
+``ne`` asks for a value in those units and none of them eq: ``ne5||mg`` finds 6 mg, not
+5 mg, and not a resource that has only kilograms.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from fhir_server.search.types.number import (
     mark_present,
     merge,
     missing_criterion,
+    node_bounds,
     parse_decimal,
     reject_modifier,
     split_prefix,
@@ -69,18 +72,13 @@ def node_entry(node: Any) -> dict[str, Any] | None:
 
 
 def _range_entry(node: dict[str, Any]) -> dict[str, Any] | None:
-    low, high = node.get("low"), node.get("high")
-    low = low if isinstance(low, dict) else {}
-    high = high if isinstance(high, dict) else {}
-    lo, hi = value_of(low.get("value")), value_of(high.get("value"))
-    if lo is None and hi is None:
+    bounds = node_bounds(node)
+    if bounds is None:
         return None
-    units = _units(low if lo is not None else high)
-    return {
-        "lo": -LARGEST if lo is None else lo,
-        "hi": LARGEST if hi is None else hi,
-        **{k: v for k, v in units.items() if v is not None},
-    }
+    low = node.get("low")
+    side = low if isinstance(low, dict) and value_of(low.get("value")) is not None else node.get("high")
+    units = _units(side) if isinstance(side, dict) else {}
+    return {"lo": bounds[0], "hi": bounds[1], **{k: v for k, v in units.items() if v is not None}}
 
 
 # -- search ------------------------------------------------------------------------------
