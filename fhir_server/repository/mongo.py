@@ -134,6 +134,7 @@ class MongoRepository:
         self._history_collections: dict[str, Collection[dict[str, Any]]] = {}
         self._search_collections: dict[str, Collection[dict[str, Any]]] = {}
         self._elem_match: bool | None = None
+        self._secondary_indexes: bool | None = None
         self._lock = threading.Lock()
 
     # -- collections -------------------------------------------------------------------
@@ -168,13 +169,21 @@ class MongoRepository:
     def ensure_indexes(self, resource_type: str) -> None:
         """Declare the indexes the compiled queries use (MongoDB serves them; FerretDB
         accepts them and scans). Field names are the compiler's: see HEAD_INDEXES."""
-        history = self._versions(resource_type)
-        history.create_index([("lu", DESCENDING)], name="lastUpdated")
-        searchable = self._search_docs(resource_type)
-        for name, keys in SEARCH_INDEXES.items():
-            searchable.create_index(keys, name=name)
+        if self._planner_uses_indexes():
+            self._versions(resource_type).create_index([("lu", DESCENDING)], name="lastUpdated")
+            searchable = self._search_docs(resource_type)
+            for name, keys in SEARCH_INDEXES.items():
+                searchable.create_index(keys, name=name)
         with self._lock:
             self._indexed.add(resource_type)
+
+    def _planner_uses_indexes(self) -> bool:
+        """FerretDB 1.24 (SQLite) filters every query but ``{_id: x}`` after a full scan,
+        so secondary indexes there only slow every write; MongoDB uses them."""
+        if self._secondary_indexes is None:
+            info = self._client.admin.command("buildInfo")
+            self._secondary_indexes = "ferretdbVersion" not in info
+        return self._secondary_indexes
 
     # -- reads ---------------------------------------------------------------------------
 
@@ -258,7 +267,7 @@ class MongoRepository:
             {
                 n[len(prefix) :]
                 for n in names
-                for prefix in (HEAD_PREFIX, HISTORY_PREFIX)
+                for prefix in (HEAD_PREFIX, HISTORY_PREFIX, SEARCH_PREFIX)
                 if n.startswith(prefix)
             }
         )

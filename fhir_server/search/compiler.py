@@ -12,9 +12,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from fhir_server import outcomes
-from fhir_server.search.index import SEP, present
+from fhir_server.search.index import SEP, present_pattern
 from fhir_server.search.request import SearchParam, SearchRequest, SortKey
 from fhir_server.search.types import CRITERIA
+
+# Parameter types indexed as ranges in ``ir`` rather than keys in ``ix``.
+RANGE_TYPES = frozenset({"date", "number", "quantity", "composite"})
 
 
 @dataclass(frozen=True)
@@ -47,7 +50,13 @@ def compile_param(param: SearchParam, *, base_url: str = "") -> dict[str, Any]:
         flag = values[0].lower()
         if flag not in ("true", "false"):
             raise outcomes.InvalidRequest(f"{code}:missing takes true or false", expression=f"{code}:missing")
-        return {"ix": {"$ne": present(code)}} if flag == "true" else {"ix": present(code)}
+        if param.definition.type in RANGE_TYPES:
+            has_value: dict[str, Any] = {"ir.p": code}
+        else:
+            has_value = {"ix": {"$regex": present_pattern(code)}}
+        # $nor rather than $ne: FerretDB 1.24 answers $ne on an array path if *any*
+        # element differs, where MongoDB requires that none is equal.
+        return {"$nor": [has_value]} if flag == "true" else has_value
     criterion = _criterion_for(param, base_url)
     if modifier == "not":
         return {"$nor": [criterion(v) for v in values]}
@@ -78,9 +87,9 @@ def compile_sort(keys: tuple[SortKey, ...]) -> list[tuple[str, int]]:
         elif sort_key.code == "_lastUpdated":
             order.append(("lu", direction))
         else:
-            # Ascending by each resource's smallest value, descending by its largest.
-            field = f"so.{sort_key.code}~" if sort_key.descending else f"so.{sort_key.code}"
-            order.append((field, direction))
+            # so.<code> is a value or [smallest, largest]: MongoDB sorts arrays ascending by
+            # their smallest element and descending by their largest, as FHIR asks.
+            order.append((f"so.{sort_key.code}", direction))
     if not any(f == "_id" for f, _ in order):
         order.append(("_id", 1))  # a total order, so pages never overlap or skip
     return order

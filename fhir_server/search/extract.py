@@ -14,7 +14,7 @@ from typing import Any
 
 from conformance.registry import SearchParameterDef, search_parameters
 from fhir_server.search.fhirpath import CompiledExpression, UnsupportedExpression, compile_expression
-from fhir_server.search.index import IndexEntries, present
+from fhir_server.search.index import IndexEntries
 from fhir_server.search.types import INDEXERS
 
 Indexer = Callable[[str, list[Any], IndexEntries], None]
@@ -39,10 +39,6 @@ def index_resource(resource_type: str, resource: dict[str, Any]) -> IndexEntries
     out = IndexEntries()
     for definition, compiled in indexed_parameters(resource_type):
         nodes = compiled.evaluate(resource_type, resource)
-        if not nodes:
-            continue
-        before = (len(out.keys), len(out.ranges))
-        INDEXERS[definition.type](definition, resource_type, resource, nodes, out)
-        if (len(out.keys), len(out.ranges)) != before:
-            out.keys.add(present(definition.code))
+        if nodes:
+            INDEXERS[definition.type](definition, resource_type, resource, nodes, out)
     return out

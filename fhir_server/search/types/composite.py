@@ -37,7 +37,7 @@ from fhir_server import outcomes
 from fhir_server.search.fhirpath import UnsupportedExpression, compile_expression
 from fhir_server.search.index import SEP, IndexEntries
 from fhir_server.search.types import date, number, quantity, reference, string, token
-from fhir_server.search.types.number import Condition, mark_present, merge, reject_modifier
+from fhir_server.search.types.number import Condition, merge, reject_modifier
 
 MODIFIERS: tuple[str, ...] = ()
 
@@ -163,7 +163,6 @@ def index_composite(
                 out.add_range(code, lo, hi, **entry)
             elif entry not in out.ranges:
                 out.ranges.append(entry)
-            mark_present(code, out)
 
 
 # -- search ------------------------------------------------------------------------------

@@ -38,7 +38,6 @@ from fhir_server.search.types.number import (
     PREFIXES,
     Condition,
     entry_criterion,
-    mark_present,
     missing_criterion,
     reject_modifier,
     split_prefix,
@@ -171,7 +170,6 @@ def index(code: str, nodes: list[Any], out: IndexEntries) -> None:
             continue
         out.add_range(code, found[0], found[1])
         out.sort_value(code, found[0], found[1])
-        mark_present(code, out)
 
 
 def criterion(code: str, value: str, modifier: str | None, *, now: datetime | None = None) -> Condition:

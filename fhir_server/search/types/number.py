@@ -38,7 +38,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from fhir_server import outcomes
-from fhir_server.search.index import IndexEntries, present
+from fhir_server.search.index import IndexEntries
 
 MODIFIERS = ("missing",)
 PREFIXES = ("eq", "ne", "gt", "lt", "ge", "le", "sa", "eb", "ap")
@@ -121,11 +121,6 @@ def reject_modifier(kind: str, code: str, modifier: str | None) -> None:
         raise outcomes.InvalidRequest(
             f"The modifier ':{modifier}' is not supported on {kind} parameter '{code}'", expression=code
         )
-
-
-def mark_present(code: str, out: IndexEntries) -> None:
-    """The ``ix`` marker the index model promises for a parameter that has a value."""
-    out.keys.add(present(code))
 
 
 # -- numbers -----------------------------------------------------------------------------
@@ -223,7 +218,6 @@ def index(code: str, nodes: list[Any], out: IndexEntries) -> None:
             continue
         out.add_range(code, *bounds)
         out.sort_value(code, *bounds)
-        mark_present(code, out)
 
 
 def criterion(code: str, value: str, modifier: str | None) -> Condition:

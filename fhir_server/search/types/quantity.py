@@ -25,7 +25,6 @@ from fhir_server.search.types.number import (
     Condition,
     conditions,
     entry_criterion,
-    mark_present,
     merge,
     missing_criterion,
     node_bounds,
@@ -145,7 +144,6 @@ def index(code: str, nodes: list[Any], out: IndexEntries) -> None:
         lo, hi = entry.pop("lo"), entry.pop("hi")
         out.add_range(code, lo, hi, **entry)
         out.sort_value(code, lo, hi)
-        mark_present(code, out)
 
 
 def criterion(code: str, value: str, modifier: str | None) -> Condition:
