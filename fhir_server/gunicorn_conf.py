@@ -17,3 +17,9 @@ control_socket_disable = True
 
 # gunicorn's own messages in the application's JSON shape; no duplicate access log.
 logger_class = "fhir_server.gunicorn_logging.JsonLogger"
+
+
+def post_worker_init(worker: object) -> None:
+    from fhir_server.warmup import warm_up
+
+    warm_up()

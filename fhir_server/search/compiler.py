@@ -8,10 +8,11 @@ operator or reach another field.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from fhir_server import outcomes
+from fhir_server.search.extract import canonical_code
 from fhir_server.search.index import SEP, present_pattern
 from fhir_server.search.request import SearchParam, SearchRequest, SortKey
 from fhir_server.search.types import CRITERIA
@@ -35,10 +36,13 @@ def compile_search(request: SearchRequest, *, base_url: str = "") -> CompiledQue
         mongo_filter = clauses[0]
     else:
         mongo_filter = {"$and": clauses}
-    return CompiledQuery(mongo_filter, compile_sort(request.sort))
+    return CompiledQuery(mongo_filter, compile_sort(request.sort, request.resource_type))
 
 
 def compile_param(param: SearchParam, *, base_url: str = "") -> dict[str, Any]:
+    shared = canonical_code(param.resource_type, param.code)
+    if shared != param.code:
+        param = replace(param, definition=replace(param.definition, code=shared))
     code, modifier, values = param.code, param.modifier, param.values
     if code == "_id":
         if modifier == "missing":
@@ -78,7 +82,7 @@ def _criterion_for(param: SearchParam, base_url: str) -> Callable[[str], dict[st
     return criterion
 
 
-def compile_sort(keys: tuple[SortKey, ...]) -> list[tuple[str, int]]:
+def compile_sort(keys: tuple[SortKey, ...], resource_type: str = "") -> list[tuple[str, int]]:
     order: list[tuple[str, int]] = []
     for sort_key in keys:
         direction = -1 if sort_key.descending else 1
@@ -89,7 +93,7 @@ def compile_sort(keys: tuple[SortKey, ...]) -> list[tuple[str, int]]:
         else:
             # so.<code> is a value or [smallest, largest]: MongoDB sorts arrays ascending by
             # their smallest element and descending by their largest, as FHIR asks.
-            order.append((f"so.{sort_key.code}", direction))
+            order.append((f"so.{canonical_code(resource_type, sort_key.code)}", direction))
     if not any(f == "_id" for f, _ in order):
         order.append(("_id", 1))  # a total order, so pages never overlap or skip
     return order

@@ -31,14 +31,36 @@ def indexed_parameters(resource_type: str) -> tuple[tuple[SearchParameterDef, Co
             compiled = compile_expression(definition.expression, definition.base)
         except UnsupportedExpression:
             continue
+        if canonical_code(resource_type, code) != code:
+            continue  # its values are indexed under the parameter it duplicates
         found.append((definition, compiled))
     return tuple(found)
 
 
+@lru_cache(maxsize=512)
+def _canonical_codes(resource_type: str) -> dict[str, str]:
+    """Parameters of one type with the same type and expression index the same values
+    (Patient ``name`` and ``phonetic``, for example): they share the first one's keys."""
+    first: dict[tuple[str, str], str] = {}
+    mapping: dict[str, str] = {}
+    for code, definition in sorted(search_parameters().get(resource_type, {}).items()):
+        if definition.type == "composite" or not definition.expression:
+            continue
+        mapping[code] = first.setdefault((definition.type, definition.expression), code)
+    return mapping
+
+
+def canonical_code(resource_type: str, code: str) -> str:
+    return _canonical_codes(resource_type).get(code, code)
+
+
 def index_resource(resource_type: str, resource: dict[str, Any]) -> IndexEntries:
     out = IndexEntries()
+    selected: dict[int, list[Any]] = {}  # parameters often share an expression (by identity)
     for definition, compiled in indexed_parameters(resource_type):
-        nodes = compiled.evaluate(resource_type, resource)
+        nodes = selected.get(id(compiled))
+        if nodes is None:
+            nodes = selected[id(compiled)] = compiled.evaluate(resource_type, resource)
         if nodes:
             INDEXERS[definition.type](definition, resource_type, resource, nodes, out)
     return out

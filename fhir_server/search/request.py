@@ -38,6 +38,8 @@ class SearchParam:
     modifier: str | None
     values: tuple[str, ...]
 
+    resource_type: str = ""
+
     @property
     def code(self) -> str:
         return self.definition.code
@@ -115,7 +117,9 @@ def parse(resource_type: str, pairs: Iterable[tuple[str, str]], *, strict: bool 
             continue
         if raw_value == "":
             raise outcomes.InvalidRequest(f"Search parameter '{raw_name}' has no value", expression=raw_name)
-        params.append(SearchParam(known[name], modifier or None, tuple(_split_values(raw_value))))
+        params.append(
+            SearchParam(known[name], modifier or None, tuple(_split_values(raw_value)), resource_type)
+        )
     return SearchRequest(resource_type, tuple(params), count, offset, sort, total, tuple(ignored))
 
 

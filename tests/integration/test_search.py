@@ -131,6 +131,8 @@ def test_token(loaded: FlaskClient, query: str, expected: list[str]) -> None:
         ("Patient?name=ann&gender=male", ["p-bob"]),
         ("Patient?given=bob,carl", ["p-bob", "p-carl"]),
         ("Patient?name=.*", []),  # regex characters are literals
+        ("Patient?phonetic=mul", ["p-anna"]),  # shares the name index (same expression)
+        ("Patient?phonetic:missing=true", []),
     ],
 )
 def test_string(loaded: FlaskClient, query: str, expected: list[str]) -> None:
