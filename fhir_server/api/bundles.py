@@ -76,14 +76,17 @@ def searchset_bundle(
     count: int,
     total: int | None,
     outcome: dict[str, Any] | None = None,
+    included: list[StoredVersion] | None = None,
+    path: str | None = None,
 ) -> dict[str, Any]:
     entries: list[dict[str, Any]] = [
         {
             "fullUrl": f"{fhir_base()}/{m.resource_type}/{m.id}",
             "resource": orjson.Fragment(m.raw) if m.raw is not None else None,
-            "search": {"mode": "match"},
+            "search": {"mode": mode},
         }
-        for m in matches
+        for mode, group in (("match", matches), ("include", included or []))
+        for m in group
     ]
     if outcome is not None:
         entries.append({"resource": outcome, "search": {"mode": "outcome"}})
@@ -97,7 +100,7 @@ def searchset_bundle(
         bundle["total"] = total
     # A page shorter than asked is the last one, whatever the total says.
     has_more = total if total is not None else (offset + count + (1 if len(matches) == count else 0))
-    bundle["link"] = _page_links(resource_type, params, offset, count, has_more)
+    bundle["link"] = _page_links(path or resource_type, params, offset, count, has_more)
     bundle["entry"] = entries
     return bundle
 

@@ -14,6 +14,7 @@ from fhir_server.api import negotiation
 from fhir_server.api.bundles import history_bundle, searchset_bundle
 from fhir_server.api.rendering import fhir_response, resource_response, version_headers, write_response
 from fhir_server.repository.base import HistoryQuery, StoredVersion
+from fhir_server.search.compartments import compartment_filter
 from fhir_server.search.dates import parse_range
 from fhir_server.search.request import SearchRequest, parse, parse_query_string
 from fhir_server.services.resources import ResourceService, check_type
@@ -163,11 +164,28 @@ def search_post(resource_type: str) -> Response:
     return _search(resource_type, pairs)
 
 
-def _search(resource_type: str, pairs: list[tuple[str, str]]) -> Response:
+@fhir.get("/<compartment>/<id>/<resource_type>")
+def compartment_search(compartment: str, id: str, resource_type: str) -> Response:
+    check_type(compartment)
+    check_type(resource_type)
+    criteria = compartment_filter(compartment, id, resource_type)
+    path = f"{compartment}/{id}/{resource_type}"
+    return _search(resource_type, list(request.args.items(multi=True)), extra=criteria, path=path)
+
+
+def _search(
+    resource_type: str,
+    pairs: list[tuple[str, str]],
+    *,
+    extra: dict[str, Any] | None = None,
+    path: str | None = None,
+) -> Response:
     negotiation.response_mimetype(request)
     check_type(resource_type)
     strict = negotiation.preferences(request).handling == "strict"
     search_request = parse(resource_type, pairs, strict=strict)
+    if extra is not None:
+        search_request = replace(search_request, extra_filters=(extra,))
     summary = request.values.get("_summary")
     check_summary(summary)
     elements = request.values.get("_elements")
@@ -198,6 +216,8 @@ def _search(resource_type: str, pairs: list[tuple[str, str]]) -> Response:
         count=result.page_size,
         total=result.total,
         outcome=outcome,
+        included=result.included,
+        path=path,
     )
     return fhir_response(bundle)
 

@@ -10,6 +10,7 @@ from urllib.parse import parse_qsl
 from conformance.registry import SearchParameterDef, search_parameters
 from fhir_server import outcomes
 from fhir_server.search.fhirpath import UnsupportedExpression, compile_expression
+from fhir_server.search.includes import Include, parse_include
 from fhir_server.search.types import MODIFIERS, SUPPORTED_TYPES
 
 # Result-shaping parameters: handled by paging and rendering, not by matching.
@@ -68,6 +69,8 @@ class SearchRequest:
     ignored: tuple[str, ...] = ()
     # Conditions added by the server, not the client (e.g. a compartment), already compiled.
     extra_filters: tuple[dict[str, Any], ...] = field(default=())
+    includes: tuple[Include, ...] = ()
+    include_params: tuple[tuple[str, str], ...] = ()
 
     def criteria_pairs(self) -> list[tuple[str, str]]:
         """The applied criteria and result controls as query pairs (for self links)."""
@@ -76,6 +79,7 @@ class SearchRequest:
             pairs.append(("_sort", ",".join(("-" if k.descending else "") + k.code for k in self.sort)))
         if self.total != "accurate":
             pairs.append(("_total", self.total))
+        pairs.extend(self.include_params)
         return pairs
 
 
@@ -93,6 +97,8 @@ def parse(resource_type: str, pairs: Iterable[tuple[str, str]], *, strict: bool 
     offset = 0
     sort: tuple[SortKey, ...] = ()
     total = "accurate"
+    includes: list[Include] = []
+    include_params: list[tuple[str, str]] = []
     for raw_name, raw_value in pairs:
         name, _, modifier = raw_name.partition(":")
         if name in RESULT_PARAMETERS:
@@ -102,6 +108,9 @@ def parse(resource_type: str, pairs: Iterable[tuple[str, str]], *, strict: bool 
                 offset = _non_negative(raw_name, raw_value)
             elif name == "_sort":
                 sort = _sort_keys(resource_type, known, raw_value)
+            elif name in ("_include", "_revinclude"):
+                includes.append(parse_include(raw_name, raw_value))
+                include_params.append((raw_name, raw_value))
             elif name == "_total":
                 if raw_value not in TOTAL_MODES:
                     raise outcomes.InvalidRequest(
@@ -120,7 +129,17 @@ def parse(resource_type: str, pairs: Iterable[tuple[str, str]], *, strict: bool 
         params.append(
             SearchParam(known[name], modifier or None, tuple(_split_values(raw_value)), resource_type)
         )
-    return SearchRequest(resource_type, tuple(params), count, offset, sort, total, tuple(ignored))
+    return SearchRequest(
+        resource_type,
+        tuple(params),
+        count,
+        offset,
+        sort,
+        total,
+        tuple(ignored),
+        includes=tuple(includes),
+        include_params=tuple(include_params),
+    )
 
 
 def supported_parameters(resource_type: str) -> list[SearchParameterDef]:

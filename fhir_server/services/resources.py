@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -27,9 +27,10 @@ from fhir_server.repository.base import (
     StoreError,
     VersionClaimed,
 )
-from fhir_server.search.compiler import compile_search
+from fhir_server.search.compiler import compile_param, compile_search
 from fhir_server.search.extract import index_resource
-from fhir_server.search.request import SearchRequest
+from fhir_server.search.includes import Include, referenced
+from fhir_server.search.request import SearchParam, SearchRequest
 from fhir_server.services.validation import is_resource_type, validate_resource
 
 ID_PATTERN = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
@@ -38,6 +39,8 @@ MAX_WRITE_ATTEMPTS = 50
 
 DEFAULT_PAGE_SIZE = 20
 MAX_PAGE_SIZE = 1000
+MAX_INCLUDE_DEPTH = 3  # :iterate follows references this many steps at most
+MAX_INCLUDED = 1000  # resources one _revinclude step may add to a page
 
 
 @dataclass(frozen=True)
@@ -45,6 +48,7 @@ class SearchResult:
     matches: list[StoredVersion]
     total: int | None
     page_size: int
+    included: list[StoredVersion] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -144,7 +148,53 @@ class ResourceService:
         total = None
         if request.total != "none":
             total = self._call(self._repo.count, request.resource_type, compiled.filter)
-        return SearchResult(matches, total, count)
+        included = self._included(request, matches) if request.includes else []
+        return SearchResult(matches, total, count, included)
+
+    def _included(self, request: SearchRequest, matches: list[StoredVersion]) -> list[StoredVersion]:
+        """Resources pulled in by _include/_revinclude (with :iterate, a few levels deep)."""
+        seen = {m.key for m in matches}
+        frontier, included = list(matches), []
+        for depth in range(MAX_INCLUDE_DEPTH):
+            found: list[StoredVersion] = []
+            for include in request.includes:
+                if depth > 0 and not include.iterate:
+                    continue
+                found += (
+                    self._reverse(include, frontier) if include.reverse else self._forward(include, frontier)
+                )
+            fresh = [r for r in found if r.key not in seen]
+            seen.update(r.key for r in fresh)
+            included += fresh
+            frontier = fresh
+            if not frontier:
+                break
+        return included
+
+    def _forward(self, include: Include, sources: list[StoredVersion]) -> list[StoredVersion]:
+        wanted: dict[str, list[str]] = {}
+        for source in sources:
+            if source.resource is None:
+                continue
+            for target_type, id in referenced(include, source.resource_type, source.resource):
+                if is_resource_type(target_type) and ID_PATTERN.match(id):
+                    wanted.setdefault(target_type, []).append(id)
+        found: list[StoredVersion] = []
+        for target_type, ids in wanted.items():
+            found += self._call(self._repo.get_many, target_type, ids)
+        return found
+
+    def _reverse(self, include: Include, targets: list[StoredVersion]) -> list[StoredVersion]:
+        pointing = [t for t in targets if include.target_type in (None, t.resource_type)]
+        if not pointing:
+            return []
+        references = tuple(f"{t.resource_type}/{t.id}" for t in pointing)
+        clauses = [
+            {"$or": [compile_param(SearchParam(p, None, (ref,), include.source_type)) for ref in references]}
+            for p in include.params
+        ]
+        query = clauses[0] if len(clauses) == 1 else {"$or": clauses}
+        return list(self._call(self._repo.search, include.source_type, query, [("_id", 1)], 0, MAX_INCLUDED))
 
     def search_ids(
         self, resource_type: str, criteria: SearchRequest, *, limit: int = 2

@@ -215,3 +215,43 @@ def test_post_search(loaded: FlaskClient) -> None:
         headers={"Content-Type": "application/x-www-form-urlencoded"},
     )
     assert [e["resource"]["id"] for e in response.get_json()["entry"]] == ["p-anna"]
+
+
+def entries_by_mode(bundle: dict) -> dict[str, list[str]]:
+    modes: dict[str, list[str]] = {}
+    for e in bundle.get("entry", []):
+        modes.setdefault(e["search"]["mode"], []).append(
+            f"{e['resource']['resourceType']}/{e['resource']['id']}"
+        )
+    return {k: sorted(v) for k, v in modes.items()}
+
+
+def test_include_and_revinclude(loaded: FlaskClient) -> None:
+    org = {"resourceType": "Organization", "id": "org-1", "name": "General Hospital"}
+    loaded.put("/fhir/Organization/org-1", json=org, headers=headers())
+    forward = loaded.get("/fhir/Observation?code=718-7&_include=Observation:subject").get_json()
+    assert entries_by_mode(forward) == {"match": ["Observation/o-hb"], "include": ["Patient/p-anna"]}
+    typed = loaded.get("/fhir/Observation?_include=Observation:subject:Group").get_json()
+    assert "include" not in entries_by_mode(typed)
+    reverse = loaded.get("/fhir/Patient?_id=p-bob&_revinclude=Observation:subject").get_json()
+    assert entries_by_mode(reverse) == {"match": ["Patient/p-bob"], "include": ["Observation/o-glu"]}
+    iterated = loaded.get(
+        "/fhir/Observation?code=718-7&_include=Observation:subject&_include:iterate=Patient:organization"
+    ).get_json()
+    assert entries_by_mode(iterated)["include"] == ["Organization/org-1", "Patient/p-anna"]
+    star = loaded.get("/fhir/Observation?_id=o-glu&_include=Observation:*").get_json()
+    assert entries_by_mode(star)["include"] == ["Patient/p-bob"]
+    assert "_include=Observation%3Asubject" in next(
+        l["url"] for l in forward["link"] if l["relation"] == "self"
+    )
+    assert loaded.get("/fhir/Observation?_include=Observation:status").status_code == 400
+    assert loaded.get("/fhir/Observation?_include=bogus").status_code == 400
+
+
+def test_patient_compartment(loaded: FlaskClient) -> None:
+    assert ids(loaded, "Patient/p-anna/Observation") == ["o-hb"]
+    assert ids(loaded, "Patient/p-bob/Observation?status=final") == []
+    assert ids(loaded, "Patient/p-bob/Observation?status=preliminary") == ["o-glu"]
+    assert ids(loaded, "Patient/p-anna/Patient") == ["p-anna"]
+    assert loaded.get("/fhir/Patient/p-anna/ValueSet").status_code == 400
+    assert loaded.get("/fhir/Encounter/e1/Observation").status_code == 404
