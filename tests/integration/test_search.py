@@ -242,7 +242,7 @@ def test_include_and_revinclude(loaded: FlaskClient) -> None:
     star = loaded.get("/fhir/Observation?_id=o-glu&_include=Observation:*").get_json()
     assert entries_by_mode(star)["include"] == ["Patient/p-bob"]
     assert "_include=Observation%3Asubject" in next(
-        l["url"] for l in forward["link"] if l["relation"] == "self"
+        link["url"] for link in forward["link"] if link["relation"] == "self"
     )
     assert loaded.get("/fhir/Observation?_include=Observation:status").status_code == 400
     assert loaded.get("/fhir/Observation?_include=bogus").status_code == 400
