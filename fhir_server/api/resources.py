@@ -164,6 +164,29 @@ def search_post(resource_type: str) -> Response:
     return _search(resource_type, pairs)
 
 
+@fhir.get("/")
+def system_search() -> Response:
+    """``GET /fhir?_type=A,B&...``: the same criteria over several types, newest first."""
+    negotiation.response_mimetype(request)
+    requested = [t for v in request.args.getlist("_type") for t in v.split(",") if t]
+    if not requested:
+        raise outcomes.InvalidRequest("A system-level search needs _type (e.g. _type=Patient,Observation)")
+    for resource_type in requested:
+        check_type(resource_type)
+    pairs = [(k, v) for k, v in request.args.items(multi=True) if k != "_type"]
+    strict = negotiation.preferences(request).handling == "strict"
+    result, parsed = _service().search_system(requested, pairs, strict=strict, base_url=_settings().fhir_base)
+    bundle = searchset_bundle(
+        result.matches,
+        resource_type="",
+        params=[("_type", ",".join(requested)), *parsed.criteria_pairs()],
+        offset=parsed.offset,
+        count=result.page_size,
+        total=result.total,
+    )
+    return fhir_response(bundle)
+
+
 @fhir.get("/<compartment>/<id>/<resource_type>")
 def compartment_search(compartment: str, id: str, resource_type: str) -> Response:
     check_type(compartment)

@@ -9,6 +9,7 @@ from urllib.parse import parse_qsl
 
 from conformance.registry import SearchParameterDef, search_parameters
 from fhir_server import outcomes
+from fhir_server.search.chains import Chain, parse_chain
 from fhir_server.search.fhirpath import UnsupportedExpression, compile_expression
 from fhir_server.search.includes import Include, parse_include
 from fhir_server.search.types import MODIFIERS, SUPPORTED_TYPES
@@ -71,6 +72,8 @@ class SearchRequest:
     extra_filters: tuple[dict[str, Any], ...] = field(default=())
     includes: tuple[Include, ...] = ()
     include_params: tuple[tuple[str, str], ...] = ()
+    chains: tuple[Chain, ...] = ()
+    chain_params: tuple[tuple[str, str], ...] = ()
 
     def criteria_pairs(self) -> list[tuple[str, str]]:
         """The applied criteria and result controls as query pairs (for self links)."""
@@ -79,6 +82,7 @@ class SearchRequest:
             pairs.append(("_sort", ",".join(("-" if k.descending else "") + k.code for k in self.sort)))
         if self.total != "accurate":
             pairs.append(("_total", self.total))
+        pairs.extend(self.chain_params)
         pairs.extend(self.include_params)
         return pairs
 
@@ -99,7 +103,17 @@ def parse(resource_type: str, pairs: Iterable[tuple[str, str]], *, strict: bool 
     total = "accurate"
     includes: list[Include] = []
     include_params: list[tuple[str, str]] = []
+    chains: list[Chain] = []
+    chain_params: list[tuple[str, str]] = []
     for raw_name, raw_value in pairs:
+        if raw_name.startswith("_has:") or ("." in raw_name and not raw_name.startswith("_")):
+            if raw_value == "":
+                raise outcomes.InvalidRequest(
+                    f"Search parameter '{raw_name}' has no value", expression=raw_name
+                )
+            chains.append(parse_chain(resource_type, raw_name, raw_value))
+            chain_params.append((raw_name, raw_value))
+            continue
         name, _, modifier = raw_name.partition(":")
         if name in RESULT_PARAMETERS:
             if name == "_count":
@@ -139,6 +153,8 @@ def parse(resource_type: str, pairs: Iterable[tuple[str, str]], *, strict: bool 
         tuple(ignored),
         includes=tuple(includes),
         include_params=tuple(include_params),
+        chains=tuple(chains),
+        chain_params=tuple(chain_params),
     )
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -27,10 +27,11 @@ from fhir_server.repository.base import (
     StoreError,
     VersionClaimed,
 )
+from fhir_server.search.chains import resolve_chain
 from fhir_server.search.compiler import compile_param, compile_search
 from fhir_server.search.extract import index_resource
 from fhir_server.search.includes import Include, referenced
-from fhir_server.search.request import SearchParam, SearchRequest
+from fhir_server.search.request import SearchParam, SearchRequest, parse
 from fhir_server.services.validation import is_resource_type, validate_resource
 
 ID_PATTERN = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
@@ -140,6 +141,7 @@ class ResourceService:
     def search(self, request: SearchRequest, *, base_url: str = "") -> SearchResult:
         """One page of current resources matching a request, and the total if asked."""
         check_type(request.resource_type)
+        request = self._resolve_chains(request)
         compiled = compile_search(request, base_url=base_url)
         count = DEFAULT_PAGE_SIZE if request.count is None else min(request.count, MAX_PAGE_SIZE)
         matches = self._call(
@@ -150,6 +152,53 @@ class ResourceService:
             total = self._call(self._repo.count, request.resource_type, compiled.filter)
         included = self._included(request, matches) if request.includes else []
         return SearchResult(matches, total, count, included)
+
+    def search_system(
+        self, types: list[str], pairs: list[tuple[str, str]], *, strict: bool, base_url: str = ""
+    ) -> tuple[SearchResult, SearchRequest]:
+        """Search several types with the same criteria (the parameters they share), merged
+        in one order and paged together; returns the first type's parsed request for links."""
+        requests = [parse(t, pairs, strict=strict) for t in types]
+        first = requests[0]
+        count = DEFAULT_PAGE_SIZE if first.count is None else min(first.count, MAX_PAGE_SIZE)
+        window = first.offset + count
+        merged: list[StoredVersion] = []
+        total: int | None = 0
+        for request in requests:
+            request = self._resolve_chains(request)
+            compiled = compile_search(request, base_url=base_url)
+            merged += self._call(
+                self._repo.search, request.resource_type, compiled.filter, compiled.sort, 0, window
+            )
+            if request.total == "none":
+                total = None
+            elif total is not None:
+                total += self._call(self._repo.count, request.resource_type, compiled.filter)
+        merged.sort(key=lambda m: (m.last_updated, m.key), reverse=True)
+        return SearchResult(merged[first.offset : window], total, count), first
+
+    def _resolve_chains(self, request: SearchRequest) -> SearchRequest:
+        """Run each chain's inner search and turn it into a condition on the outer one."""
+        if not request.chains:
+            return request
+
+        def run(resource_type: str, pairs: list[tuple[str, str]], limit: int) -> list[tuple[str, str, Any]]:
+            inner = self._resolve_chains(parse(resource_type, pairs, strict=True))
+            compiled = compile_search(inner)
+            found = self._call(self._repo.search, resource_type, compiled.filter, [("_id", 1)], 0, limit)
+            return [(m.resource_type, m.id, m.resource) for m in found]
+
+        conditions = []
+        for chain in request.chains:
+            field_name, values = resolve_chain(chain, request.resource_type, run)
+            if field_name == "_id":
+                conditions.append({"_id": {"$in": list(values)}})
+            elif values:
+                param = SearchParam(chain.reference, None, values, request.resource_type)
+                conditions.append(compile_param(param))
+            else:
+                conditions.append({"_id": {"$in": []}})  # the inner search matched nothing
+        return replace(request, chains=(), extra_filters=(*request.extra_filters, *conditions))
 
     def _included(self, request: SearchRequest, matches: list[StoredVersion]) -> list[StoredVersion]:
         """Resources pulled in by _include/_revinclude (with :iterate, a few levels deep)."""

@@ -255,3 +255,39 @@ def test_patient_compartment(loaded: FlaskClient) -> None:
     assert ids(loaded, "Patient/p-anna/Patient") == ["p-anna"]
     assert loaded.get("/fhir/Patient/p-anna/ValueSet").status_code == 400
     assert loaded.get("/fhir/Encounter/e1/Observation").status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ("Observation?subject:Patient.name=muller", ["o-hb"]),
+        ("Observation?subject.gender=male", ["o-glu"]),
+        ("Observation?subject:Patient.identifier=http://hospital.example/mrn|B2", ["o-glu"]),
+        ("Observation?subject.name=nobody", []),
+        ("Observation?patient.organization.name=general", ["o-hb"]),  # two links deep
+        ("Patient?_has:Observation:subject:code=http://loinc.org|718-7", ["p-anna"]),
+        ("Patient?_has:Observation:patient:status=preliminary", ["p-bob"]),
+        ("Patient?_has:Observation:subject:code=none", []),
+    ],
+)
+def test_chained_and_reverse_chained(loaded: FlaskClient, query: str, expected: list[str]) -> None:
+    org = {"resourceType": "Organization", "id": "org-1", "name": "General Hospital"}
+    loaded.put("/fhir/Organization/org-1", json=org, headers=headers())
+    assert ids(loaded, query) == expected
+
+
+def test_bad_chains_are_400(loaded: FlaskClient) -> None:
+    assert loaded.get("/fhir/Observation?status.name=x").status_code == 400
+    assert loaded.get("/fhir/Observation?subject:Device.name=x").status_code == 400
+    assert loaded.get("/fhir/Patient?_has:Observation:status:code=x").status_code == 400
+    assert loaded.get("/fhir/Patient?_has:Observation:subject:bogus=x").status_code == 400
+
+
+def test_system_search(loaded: FlaskClient) -> None:
+    bundle = loaded.get("/fhir?_type=Patient,Observation&_id=p-bob,o-hb").get_json()
+    assert entries_by_mode(bundle) == {"match": ["Observation/o-hb", "Patient/p-bob"]}
+    assert bundle["total"] == 2
+    both = loaded.get("/fhir?_type=Patient,Observation&_count=2").get_json()
+    assert both["total"] == 5 and len(both["entry"]) == 2
+    assert loaded.get("/fhir?_id=x").status_code == 400
+    assert loaded.get("/fhir?_type=Nope").status_code == 404
