@@ -12,7 +12,7 @@ import os
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -185,6 +185,33 @@ def recover(hours: int, everything: bool) -> None:
         settings.mongodb_uri, settings.database, None if everything else timedelta(hours=hours)
     )
     click.echo(f"repaired {repaired} resource(s)")
+
+
+@cli.command()
+@click.option("--type", "types", multiple=True, help="Only this resource type (repeatable) [default: all].")
+def reindex(types: tuple[str, ...]) -> None:
+    """Recompute search index values from the stored resources.
+
+    Run after the search parameter definitions under conformance/ change. Writers may
+    keep running. Needs INTEROP_MONGODB_URI (a running store).
+    """
+    from fhir_server.repository.mongo import MongoRepository
+    from fhir_server.search.extract import index_resource
+
+    settings = _load_settings()
+    if not settings.mongodb_uri:
+        raise click.ClickException("INTEROP_MONGODB_URI must point at a running store")
+    repository = MongoRepository(settings.mongodb_uri, settings.database)
+    try:
+        for resource_type in types or repository.resource_types_in_use():
+
+            def compute(resource: dict[str, Any], resource_type: str = resource_type) -> dict[str, Any]:
+                return index_resource(resource_type, resource).as_fields()
+
+            changed = repository.reindex(resource_type, compute)
+            click.echo(f"{resource_type}: {changed} resource(s) reindexed")
+    finally:
+        repository.close()
 
 
 def main() -> None:

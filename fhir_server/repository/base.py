@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import contextvars
 import functools
-from collections.abc import Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
@@ -135,10 +135,10 @@ class Repository(Protocol):
     def get_many(self, resource_type: str, ids: list[str]) -> list[StoredVersion]:
         """Current, non-deleted resources by id (for _include), in the order given."""
 
-    def scan(self, resource_type: str, mongo_filter: dict[str, Any]) -> Iterator[StoredVersion]:
-        """Current, non-deleted resources of a type matching a compiled filter."""
-
     def resource_types_in_use(self) -> list[str]: ...
+
+    def reindex(self, resource_type: str, compute: Callable[[dict[str, Any]], dict[str, Any]]) -> int:
+        """Recompute the search index fields of a type's current resources."""
 
     def recover(self, since: datetime | None) -> int:
         """Repair heads left behind by writers that died after their commit point."""

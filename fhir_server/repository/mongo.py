@@ -20,7 +20,7 @@ import functools
 import heapq
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, ParamSpec, TypeVar
 from uuid import uuid4
@@ -201,11 +201,6 @@ class MongoRepository:
         return head if head is not None and head.version == version else None
 
     @_store_errors
-    def scan(self, resource_type: str, mongo_filter: dict[str, Any]) -> Iterator[StoredVersion]:
-        for record in self._search_docs(resource_type).find(_current(mongo_filter), WITHOUT_INDEX):
-            yield _from_record(resource_type, record)
-
-    @_store_errors
     def search(
         self,
         resource_type: str,
@@ -371,6 +366,28 @@ class MongoRepository:
                     self.catch_up(resource_type, id)
                     repaired += 1
         return repaired
+
+    @_store_errors
+    def reindex(self, resource_type: str, compute: Callable[[dict[str, Any]], dict[str, Any]]) -> int:
+        """Recompute the index fields of every current resource of a type (after the
+        definitions changed). Safe beside writers: each update is checked against the
+        version it was computed from and redone if a writer got in between."""
+        changed = 0
+        collection = self._search_docs(resource_type)
+        for doc in collection.find({"del": False}, {"_id": 1}):
+            while True:
+                current = collection.find_one({"_id": doc["_id"]})
+                if current is None or current.get("del") or current.get("json") is None:
+                    break
+                fields = compute(orjson.loads(current["json"]))
+                if all(current.get(k) == fields[k] for k in INDEX_FIELDS):
+                    break
+                collection.update_one({"_id": doc["_id"]}, {"$set": fields})
+                after = collection.find_one({"_id": doc["_id"]}, {"v": 1})
+                if after is not None and after["v"] == current["v"]:
+                    changed += 1
+                    break
+        return changed
 
     # -- history -------------------------------------------------------------------------
 

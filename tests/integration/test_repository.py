@@ -164,3 +164,22 @@ def test_stale_searchable_record_is_rebuilt_from_history(repository: MongoReposi
     repository.catch_up("Patient", "p1")
     rebuilt = repository._db[SEARCH_PREFIX + "Patient"].find_one({"_id": "p1"})
     assert rebuilt is not None and rebuilt["v"] == 2 and rebuilt["ix"] == ["gender\x1fc\x1ffemale"]
+
+
+def test_reindex_rebuilds_index_fields(repository: MongoRepository) -> None:
+    from fhir_server.repository.mongo import SEARCH_PREFIX
+
+    resource = {"resourceType": "Patient", "id": "p1", "gender": "male"}
+    repository.commit(
+        NewVersion(
+            "Patient", "p1", 1, datetime.now(UTC), "POST", resource, index={"ix": [], "ir": [], "so": {}}
+        )
+    )
+
+    def compute(body: dict) -> dict:
+        return {"ix": [f"gender\x1fc\x1f{body['gender']}"], "ir": [], "so": {"gender": body["gender"]}}
+
+    assert repository.reindex("Patient", compute) == 1
+    doc = repository._db[SEARCH_PREFIX + "Patient"].find_one({"_id": "p1"})
+    assert doc is not None and doc["ix"] == ["gender\x1fc\x1fmale"]
+    assert repository.reindex("Patient", compute) == 0  # nothing left to change
