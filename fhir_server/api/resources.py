@@ -187,6 +187,33 @@ def system_search() -> Response:
     return fhir_response(bundle)
 
 
+@fhir.get("/Patient/<id>/$everything")
+def patient_everything(id: str) -> Response:
+    negotiation.response_mimetype(request)
+    for name in request.args:
+        if name not in ("_count", "_offset", "_type", "_format", "_pretty"):
+            raise outcomes.InvalidRequest(
+                f"Parameter '{name}' is not supported by $everything", expression=name
+            )
+    count = min(_int_arg("_count", 50), 1000)
+    offset = _int_arg("_offset", 0)
+    types = [t for v in request.args.getlist("_type") for t in v.split(",") if t] or None
+    for resource_type in types or []:
+        check_type(resource_type)
+    result = _service().everything(id, offset=offset, count=count, types=types)
+    params = [("_type", ",".join(types))] if types else []
+    bundle = searchset_bundle(
+        result.matches,
+        resource_type="",
+        params=params,
+        offset=offset,
+        count=count,
+        total=result.total,
+        path=f"Patient/{id}/$everything",
+    )
+    return fhir_response(bundle)
+
+
 @fhir.get("/<compartment>/<id>/<resource_type>")
 def compartment_search(compartment: str, id: str, resource_type: str) -> Response:
     check_type(compartment)

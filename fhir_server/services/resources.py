@@ -17,6 +17,7 @@ from typing import Any
 
 import jsonpatch
 
+from conformance.registry import patient_compartment
 from fhir_server import outcomes
 from fhir_server.repository.base import (
     HistoryPage,
@@ -28,6 +29,7 @@ from fhir_server.repository.base import (
     VersionClaimed,
 )
 from fhir_server.search.chains import resolve_chain
+from fhir_server.search.compartments import compartment_filter
 from fhir_server.search.compiler import compile_param, compile_search
 from fhir_server.search.extract import index_resource
 from fhir_server.search.includes import Include, referenced
@@ -176,6 +178,31 @@ class ResourceService:
                 total += self._call(self._repo.count, request.resource_type, compiled.filter)
         merged.sort(key=lambda m: (m.last_updated, m.key), reverse=True)
         return SearchResult(merged[first.offset : window], total, count), first
+
+    def everything(
+        self, patient_id: str, *, offset: int, count: int, types: list[str] | None = None
+    ) -> SearchResult:
+        """``Patient/{id}/$everything``: the patient and its compartment, paged in a fixed
+        order (the patient, then each type alphabetically, each by id)."""
+        self.read("Patient", patient_id)  # 404/410 for an unknown or deleted patient
+        in_use = set(self._call(self._repo.resource_types_in_use))
+        wanted = sorted(t for t in patient_compartment() if t in in_use and (types is None or t in types))
+        if types is None or "Patient" in types:
+            wanted = ["Patient", *[t for t in wanted if t != "Patient"]]
+        page: list[StoredVersion] = []
+        total, skip = 0, offset
+        for resource_type in wanted:
+            condition = compartment_filter("Patient", patient_id, resource_type)
+            size = self._call(self._repo.count, resource_type, condition)
+            total += size
+            if skip >= size:
+                skip -= size
+                continue
+            room = count - len(page)
+            if room > 0:
+                page += self._call(self._repo.search, resource_type, condition, [("_id", 1)], skip, room)
+            skip = 0
+        return SearchResult(page, total, count)
 
     def _resolve_chains(self, request: SearchRequest) -> SearchRequest:
         """Run each chain's inner search and turn it into a condition on the outer one."""

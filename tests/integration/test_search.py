@@ -291,3 +291,16 @@ def test_system_search(loaded: FlaskClient) -> None:
     assert both["total"] == 5 and len(both["entry"]) == 2
     assert loaded.get("/fhir?_id=x").status_code == 400
     assert loaded.get("/fhir?_type=Nope").status_code == 404
+
+
+def test_patient_everything(loaded: FlaskClient) -> None:
+    bundle = loaded.get("/fhir/Patient/p-anna/$everything").get_json()
+    assert entries_by_mode(bundle) == {"match": ["Observation/o-hb", "Patient/p-anna"]}
+    assert bundle["entry"][0]["resource"]["resourceType"] == "Patient"
+    paged = loaded.get("/fhir/Patient/p-anna/$everything?_count=1").get_json()
+    assert paged["total"] == 2 and len(paged["entry"]) == 1
+    nxt = next(link["url"] for link in paged["link"] if link["relation"] == "next")
+    assert "%24everything" in nxt or "$everything" in nxt
+    only_obs = loaded.get("/fhir/Patient/p-anna/$everything?_type=Observation").get_json()
+    assert entries_by_mode(only_obs) == {"match": ["Observation/o-hb"]}
+    assert loaded.get("/fhir/Patient/nobody/$everything").status_code == 404
