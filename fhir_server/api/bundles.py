@@ -35,6 +35,21 @@ def _page_links(
     return links
 
 
+def _cursor_links(
+    path: str, params: list[tuple[str, str]], count: int, cursor: str | None, next_cursor: str | None
+) -> list[dict[str, str]]:
+    base = f"{fhir_base()}/{path}" if path else fhir_base()
+
+    def url(at: str | None) -> str:
+        extra = [("_cursor", at)] if at else []
+        return f"{base}?{urlencode([*params, ('_count', str(count)), *extra])}"
+
+    links = [{"relation": "self", "url": url(cursor)}, {"relation": "first", "url": url(None)}]
+    if next_cursor:
+        links.append({"relation": "next", "url": url(next_cursor)})
+    return links
+
+
 def history_bundle(
     page: HistoryPage, *, path: str, params: dict[str, str], offset: int, count: int
 ) -> dict[str, Any]:
@@ -78,6 +93,9 @@ def searchset_bundle(
     outcome: dict[str, Any] | None = None,
     included: list[StoredVersion] | None = None,
     path: str | None = None,
+    keyset: bool = False,
+    cursor: str | None = None,
+    next_cursor: str | None = None,
 ) -> dict[str, Any]:
     entries: list[dict[str, Any]] = [
         {
@@ -100,7 +118,10 @@ def searchset_bundle(
         bundle["total"] = total
     # A page shorter than asked is the last one, whatever the total says.
     has_more = total if total is not None else (offset + count + (1 if len(matches) == count else 0))
-    bundle["link"] = _page_links(path or resource_type, params, offset, count, has_more)
+    if keyset:
+        bundle["link"] = _cursor_links(path or resource_type, params, count, cursor, next_cursor)
+    else:
+        bundle["link"] = _page_links(path or resource_type, params, offset, count, has_more)
     bundle["entry"] = entries
     return bundle
 

@@ -268,6 +268,9 @@ def _search(
         outcome=outcome,
         included=result.included,
         path=path,
+        keyset=all(k.code in ("_id", "_lastUpdated") for k in search_request.sort),
+        cursor=search_request.cursor,
+        next_cursor=result.next_cursor,
     )
     return fhir_response(bundle)
 

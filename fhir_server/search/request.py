@@ -19,6 +19,7 @@ RESULT_PARAMETERS = frozenset(
     {
         "_count",
         "_offset",
+        "_cursor",
         "_format",
         "_pretty",
         "_summary",
@@ -74,6 +75,7 @@ class SearchRequest:
     include_params: tuple[tuple[str, str], ...] = ()
     chains: tuple[Chain, ...] = ()
     chain_params: tuple[tuple[str, str], ...] = ()
+    cursor: str | None = None
 
     def criteria_pairs(self) -> list[tuple[str, str]]:
         """The applied criteria and result controls as query pairs (for self links)."""
@@ -105,6 +107,7 @@ def parse(resource_type: str, pairs: Iterable[tuple[str, str]], *, strict: bool 
     include_params: list[tuple[str, str]] = []
     chains: list[Chain] = []
     chain_params: list[tuple[str, str]] = []
+    cursor: str | None = None
     for raw_name, raw_value in pairs:
         if raw_name.startswith("_has:") or ("." in raw_name and not raw_name.startswith("_")):
             if raw_value == "":
@@ -120,6 +123,8 @@ def parse(resource_type: str, pairs: Iterable[tuple[str, str]], *, strict: bool 
                 count = _non_negative(raw_name, raw_value)
             elif name == "_offset":
                 offset = _non_negative(raw_name, raw_value)
+            elif name == "_cursor":
+                cursor = raw_value
             elif name == "_sort":
                 sort = _sort_keys(resource_type, known, raw_value)
             elif name in ("_include", "_revinclude"):
@@ -155,6 +160,7 @@ def parse(resource_type: str, pairs: Iterable[tuple[str, str]], *, strict: bool 
         include_params=tuple(include_params),
         chains=tuple(chains),
         chain_params=tuple(chain_params),
+        cursor=cursor,
     )
 
 

@@ -33,6 +33,7 @@ from fhir_server.search.compartments import compartment_filter
 from fhir_server.search.compiler import compile_param, compile_search
 from fhir_server.search.extract import index_resource
 from fhir_server.search.includes import Include, referenced
+from fhir_server.search.paging import cursorable, encode_cursor, keyset_condition
 from fhir_server.search.request import SearchParam, SearchRequest, parse
 from fhir_server.services.validation import is_resource_type, validate_resource
 
@@ -52,6 +53,8 @@ class SearchResult:
     total: int | None
     page_size: int
     included: list[StoredVersion] = field(default_factory=list)
+    # Where the next page starts, for keyset paging (None: no next page, or offset paging).
+    next_cursor: str | None = None
 
 
 @dataclass(frozen=True)
@@ -146,14 +149,25 @@ class ResourceService:
         request = self._resolve_chains(request)
         compiled = compile_search(request, base_url=base_url)
         count = DEFAULT_PAGE_SIZE if request.count is None else min(request.count, MAX_PAGE_SIZE)
+        page_filter, skip = compiled.filter, request.offset
+        if request.cursor is not None:
+            if not cursorable(compiled.sort):
+                raise outcomes.InvalidRequest(
+                    "_cursor applies to the default order only", expression="_cursor"
+                )
+            after = keyset_condition(compiled.sort, request.cursor)
+            page_filter, skip = ({"$and": [compiled.filter, after]} if compiled.filter else after), 0
         matches = self._call(
-            self._repo.search, request.resource_type, compiled.filter, compiled.sort, request.offset, count
+            self._repo.search, request.resource_type, page_filter, compiled.sort, skip, count
         )
         total = None
         if request.total != "none":
             total = self._call(self._repo.count, request.resource_type, compiled.filter)
         included = self._included(request, matches) if request.includes else []
-        return SearchResult(matches, total, count, included)
+        cursor = None
+        if cursorable(compiled.sort) and count and len(matches) == count:
+            cursor = encode_cursor(compiled.sort, matches[-1])
+        return SearchResult(matches, total, count, included, cursor)
 
     def search_system(
         self, types: list[str], pairs: list[tuple[str, str]], *, strict: bool, base_url: str = ""

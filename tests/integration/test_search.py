@@ -304,3 +304,34 @@ def test_patient_everything(loaded: FlaskClient) -> None:
     only_obs = loaded.get("/fhir/Patient/p-anna/$everything?_type=Observation").get_json()
     assert entries_by_mode(only_obs) == {"match": ["Observation/o-hb"]}
     assert loaded.get("/fhir/Patient/nobody/$everything").status_code == 404
+
+
+def follow_next(client: FlaskClient, bundle: dict) -> dict | None:
+    nxt = [link["url"] for link in bundle["link"] if link["relation"] == "next"]
+    if not nxt:
+        return None
+    parsed = urlparse(nxt[0])
+    return client.get(f"{parsed.path}?{parsed.query}").get_json()
+
+
+def test_cursor_paging_survives_concurrent_changes(client: FlaskClient) -> None:
+    for n in range(6):
+        client.put(
+            f"/fhir/Patient/k{n}",
+            json={"resourceType": "Patient", "id": f"k{n}", "gender": "male"},
+            headers=headers(),
+        )
+    page = client.get("/fhir/Patient?gender=male&_count=2").get_json()
+    seen = [e["resource"]["id"] for e in page["entry"]]
+    assert seen == ["k0", "k1"]
+    # while the client pages, a resource it has seen is deleted and a new one appears
+    client.delete("/fhir/Patient/k0")
+    client.put(
+        "/fhir/Patient/k9", json={"resourceType": "Patient", "id": "k9", "gender": "male"}, headers=headers()
+    )
+    while (page := follow_next(client, page)) is not None:
+        assert all(e["search"]["mode"] == "match" for e in page["entry"]), page
+        seen += [e["resource"]["id"] for e in page["entry"]]
+    # with offsets, deleting k0 would have skipped k2; the cursor continues after k1
+    assert seen == ["k0", "k1", "k2", "k3", "k4", "k5", "k9"]
+    assert client.get("/fhir/Patient?_cursor=garbage").status_code == 400
