@@ -187,6 +187,12 @@ def system_search() -> Response:
     return fhir_response(bundle)
 
 
+@fhir.get("/Patient/<id>/*")
+def patient_compartment_all(id: str) -> Response:
+    """``Patient/{id}/*``: every resource in the patient's compartment."""
+    return patient_everything(id)
+
+
 @fhir.get("/Patient/<id>/$everything")
 def patient_everything(id: str) -> Response:
     negotiation.response_mimetype(request)

@@ -335,3 +335,28 @@ def test_cursor_paging_survives_concurrent_changes(client: FlaskClient) -> None:
     # with offsets, deleting k0 would have skipped k2; the cursor continues after k1
     assert seen == ["k0", "k1", "k2", "k3", "k4", "k5", "k9"]
     assert client.get("/fhir/Patient?_cursor=garbage").status_code == 400
+
+
+def test_special_parameters(client: FlaskClient) -> None:
+    tagged = {
+        "resourceType": "Patient",
+        "id": "t1",
+        "meta": {
+            "tag": [{"system": "http://example.org/tags", "code": "vip"}],
+            "profile": ["http://hl7.org/fhir/us/core/StructureDefinition/us-core-patient"],
+            "security": [{"system": "http://terminology.hl7.org/CodeSystem/v3-Confidentiality", "code": "R"}],
+            "source": "http://lab.example/system#abc",
+        },
+    }
+    created = client.put("/fhir/Patient/t1", json=tagged, headers=headers()).get_json()
+    client.put("/fhir/Patient/t2", json={"resourceType": "Patient", "id": "t2"}, headers=headers())
+    assert ids(client, "Patient?_tag=http://example.org/tags|vip") == ["t1"]
+    assert ids(
+        client, "Patient?_profile=http://hl7.org/fhir/us/core/StructureDefinition/us-core-patient"
+    ) == ["t1"]
+    assert ids(client, "Patient?_security=R") == ["t1"]
+    assert ids(client, "Patient?_source=http://lab.example/system%23abc") == ["t1"]
+    stamp = created["meta"]["lastUpdated"]
+    assert ids(client, f"Patient?_lastUpdated=ge{stamp}") == ["t1", "t2"]
+    assert ids(client, f"Patient?_lastUpdated=lt{stamp}") == []
+    assert ids(client, "Patient/t1/*") == ["t1"]
