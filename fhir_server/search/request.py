@@ -10,6 +10,7 @@ from urllib.parse import parse_qsl
 from conformance.registry import SearchParameterDef, search_parameters
 from fhir_server import outcomes
 from fhir_server.search.chains import Chain, parse_chain
+from fhir_server.search.escaping import split_unescaped
 from fhir_server.search.fhirpath import UnsupportedExpression, compile_expression
 from fhir_server.search.includes import Include, parse_include
 from fhir_server.search.types import MODIFIERS, SUPPORTED_TYPES
@@ -215,19 +216,6 @@ def _non_negative(name: str, value: str) -> int:
 
 
 def _split_values(raw: str) -> list[str]:
-    """Split on commas that are not escaped as ``\\,``; unescape ``\\,`` ``\\$`` ``\\\\``.
-    ``\\|`` stays escaped: token values split on unescaped bars later."""
-    values: list[str] = []
-    current: list[str] = []
-    chars = iter(raw)
-    for ch in chars:
-        if ch == "\\":
-            nxt = next(chars, "")
-            current.append("\\" + nxt if nxt == "|" else nxt)
-        elif ch == ",":
-            values.append("".join(current))
-            current = []
-        else:
-            current.append(ch)
-    values.append("".join(current))
-    return values
+    """Split a parameter's value list on unescaped commas; ``\\|`` stays escaped for
+    the token split that may follow."""
+    return split_unescaped(raw, ",", keep=frozenset("|"))

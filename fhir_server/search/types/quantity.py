@@ -19,6 +19,7 @@ from __future__ import annotations
 from typing import Any
 
 from fhir_server import outcomes
+from fhir_server.search.escaping import split_unescaped
 from fhir_server.search.index import IndexEntries
 from fhir_server.search.types.number import (
     LARGEST,
@@ -84,22 +85,7 @@ def _range_entry(node: dict[str, Any]) -> dict[str, Any] | None:
 
 
 def _split_bars(value: str) -> list[str]:
-    parts: list[str] = []
-    current: list[str] = []
-    escaped = False
-    for ch in value:
-        if escaped:
-            current.append(ch)
-            escaped = False
-        elif ch == "\\":
-            escaped = True
-        elif ch == "|":
-            parts.append("".join(current))
-            current = []
-        else:
-            current.append(ch)
-    parts.append("".join(current))
-    return parts
+    return split_unescaped(value, "|")
 
 
 def _unit_condition(system: str, code: str, suffix: str) -> Condition:
