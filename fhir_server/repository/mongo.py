@@ -211,17 +211,19 @@ class MongoRepository:
     ) -> list[StoredVersion]:
         if limit <= 0:
             return []
-        if self._store_evaluates(mongo_filter):
-            cursor = self._search_docs(resource_type).find(_current(mongo_filter), WITHOUT_INDEX, sort=sort)
-            return [_from_record(resource_type, r) for r in cursor.skip(skip).limit(limit)]
-        docs = mql.sort_documents(self._evaluate_here(resource_type, mongo_filter), sort)
-        return [_from_record(resource_type, d) for d in docs[skip : skip + limit]]
+        ids = mql.required_ids(mongo_filter)
+        if ids is not None or not self._store_evaluates(mongo_filter):
+            docs = mql.sort_documents(self._evaluate_here(resource_type, mongo_filter, ids), sort)
+            return [_from_record(resource_type, d) for d in docs[skip : skip + limit]]
+        cursor = self._search_docs(resource_type).find(_current(mongo_filter), WITHOUT_INDEX, sort=sort)
+        return [_from_record(resource_type, r) for r in cursor.skip(skip).limit(limit)]
 
     @_store_errors
     def count(self, resource_type: str, mongo_filter: dict[str, Any]) -> int:
-        if self._store_evaluates(mongo_filter):
-            return self._search_docs(resource_type).count_documents(_current(mongo_filter))
-        return len(self._evaluate_here(resource_type, mongo_filter))
+        ids = mql.required_ids(mongo_filter)
+        if ids is not None or not self._store_evaluates(mongo_filter):
+            return len(self._evaluate_here(resource_type, mongo_filter, ids))
+        return self._search_docs(resource_type).count_documents(_current(mongo_filter))
 
     def _store_evaluates(self, mongo_filter: dict[str, Any]) -> bool:
         """False when the filter needs ``$elemMatch`` with field conditions and the store
@@ -239,8 +241,16 @@ class MongoRepository:
                 self._elem_match = False
         return self._elem_match
 
-    def _evaluate_here(self, resource_type: str, mongo_filter: dict[str, Any]) -> list[dict[str, Any]]:
-        """Candidates from the store by the rest of the filter, the full filter applied here."""
+    def _evaluate_here(
+        self, resource_type: str, mongo_filter: dict[str, Any], ids: list[str] | None = None
+    ) -> list[dict[str, Any]]:
+        """Candidates from the store, the full filter applied here: by ``_id`` lookups when
+        the filter names the ids (the one lookup every store answers from its index),
+        otherwise by the rest of the filter (when the store lacks ``$elemMatch``)."""
+        if ids is not None:
+            found = (self._search_docs(resource_type).find_one({"_id": id}) for id in dict.fromkeys(ids))
+            current = _current(mongo_filter)
+            return [doc for doc in found if doc is not None and mql.matches(current, doc)]
         loose = mql.without(mongo_filter, "$elemMatch")
         candidates = self._search_docs(resource_type).find(_current(loose))
         return [doc for doc in candidates if mql.matches(mongo_filter, doc)]

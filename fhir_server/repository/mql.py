@@ -53,6 +53,27 @@ def without(query: dict[str, Any], operator: str) -> dict[str, Any]:
     return {k: v for k, v in query.items() if not k.startswith("$") and not uses(v, operator)}
 
 
+MAX_ID_LOOKUPS = 100
+
+
+def required_ids(query: dict[str, Any]) -> list[str] | None:
+    """The ids a query can only match, when it names at most :data:`MAX_ID_LOOKUPS` of
+    them at its top level (``{_id: x}``, ``{_id: {$in: [...]}}``, or such a clause in a
+    top-level ``$and``); otherwise None."""
+    clauses = query["$and"] if set(query) == {"$and"} else [query]
+    for clause in clauses:
+        condition = clause.get("_id", _MISSING) if isinstance(clause, dict) else _MISSING
+        if isinstance(condition, str):
+            return [condition]
+        if (
+            isinstance(condition, dict)
+            and set(condition) == {"$in"}
+            and len(condition["$in"]) <= MAX_ID_LOOKUPS
+        ) and all(isinstance(v, str) for v in condition["$in"]):
+            return list(condition["$in"])
+    return None
+
+
 def _values(node: Any, path: list[str]) -> list[Any]:
     """Every value at ``path``; arrays are both themselves and their elements."""
     if not path:

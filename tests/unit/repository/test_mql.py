@@ -69,3 +69,12 @@ def test_sort_uses_smallest_ascending_and_largest_descending() -> None:
     docs = [{"_id": "a", "so": {"n": ["b", "y"]}}, {"_id": "b", "so": {"n": "m"}}, {"_id": "c"}]
     assert [d["_id"] for d in mql.sort_documents(docs, [("so.n", 1), ("_id", 1)])] == ["c", "a", "b"]
     assert [d["_id"] for d in mql.sort_documents(docs, [("so.n", -1), ("_id", 1)])] == ["a", "b", "c"]
+
+
+def test_required_ids() -> None:
+    assert mql.required_ids({"_id": "a"}) == ["a"]
+    assert mql.required_ids({"_id": {"$in": ["a", "b"]}}) == ["a", "b"]
+    assert mql.required_ids({"$and": [{"ix": "x"}, {"_id": "a"}]}) == ["a"]
+    assert mql.required_ids({"$or": [{"_id": "a"}, {"ix": "x"}]}) is None
+    assert mql.required_ids({"_id": {"$nin": ["a"]}}) is None
+    assert mql.required_ids({"ix": "x"}) is None
