@@ -44,7 +44,9 @@ def create_app(settings: Settings | None = None, *, repository: Repository | Non
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.url_map.strict_slashes = False
-    app.extensions["interop"] = Components(settings, repository, ResourceService(repository))
+    app.extensions["interop"] = Components(
+        settings, repository, ResourceService(repository, base_url=settings.fhir_base)
+    )
     install_request_ids(app)
     register_error_handlers(app)
     access.install(app, settings.auth)

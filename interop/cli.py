@@ -206,7 +206,7 @@ def reindex(types: tuple[str, ...]) -> None:
         for resource_type in types or repository.resource_types_in_use():
 
             def compute(resource: dict[str, Any], resource_type: str = resource_type) -> dict[str, Any]:
-                return index_resource(resource_type, resource).as_fields()
+                return index_resource(resource_type, resource, base_url=settings.fhir_base).as_fields()
 
             changed = repository.reindex(resource_type, compute)
             click.echo(f"{resource_type}: {changed} resource(s) reindexed")

@@ -15,7 +15,7 @@ from typing import Any
 from conformance.registry import SearchParameterDef, search_parameters
 from fhir_server.search.fhirpath import CompiledExpression, UnsupportedExpression, compile_expression
 from fhir_server.search.index import IndexEntries
-from fhir_server.search.types import INDEXERS
+from fhir_server.search.types import INDEXERS, reference
 
 Indexer = Callable[[str, list[Any], IndexEntries], None]
 
@@ -54,13 +54,18 @@ def canonical_code(resource_type: str, code: str) -> str:
     return _canonical_codes(resource_type).get(code, code)
 
 
-def index_resource(resource_type: str, resource: dict[str, Any]) -> IndexEntries:
+def index_resource(resource_type: str, resource: dict[str, Any], *, base_url: str = "") -> IndexEntries:
+    """``base_url``: this server's FHIR base, so absolute references to it index as local."""
     out = IndexEntries()
     selected: dict[int, list[Any]] = {}  # parameters often share an expression (by identity)
     for definition, compiled in indexed_parameters(resource_type):
         nodes = selected.get(id(compiled))
         if nodes is None:
             nodes = selected[id(compiled)] = compiled.evaluate(resource_type, resource)
-        if nodes:
+        if not nodes:
+            continue
+        if definition.type == "reference":
+            reference.index(definition.code, nodes, out, base_url=base_url)
+        else:
             INDEXERS[definition.type](definition, resource_type, resource, nodes, out)
     return out

@@ -53,8 +53,12 @@ def parse_include(raw_name: str, value: str) -> Include:
     return Include(source_type, params, target, reverse, iterate)
 
 
-def referenced(include: Include, resource_type: str, resource: dict) -> list[tuple[str, str]]:
-    """(type, id) pairs that ``resource`` points at through the include's parameters."""
+def referenced(
+    include: Include, resource_type: str, resource: dict, base_url: str = ""
+) -> list[tuple[str, str]]:
+    """(type, id) pairs that ``resource`` points at through the include's parameters
+    (absolute references to ``base_url``, this server, count as local)."""
+    local_prefix = base_url.rstrip("/") + "/" if base_url else None
     if include.reverse or resource_type != include.source_type:
         return []
     found = []
@@ -63,6 +67,8 @@ def referenced(include: Include, resource_type: str, resource: dict) -> list[tup
             if not isinstance(node, dict) or not isinstance(node.get("reference"), str):
                 continue
             ref = node["reference"]
+            if local_prefix and ref.startswith(local_prefix):
+                ref = ref[len(local_prefix) :]
             if ref.startswith("#") or "://" in ref or ref.startswith("urn:"):
                 continue
             target_type, id = _tail(ref.split("?")[0])

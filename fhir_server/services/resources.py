@@ -97,7 +97,9 @@ class ResourceService:
         *,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         new_id: Callable[[], str] = lambda: str(uuid.uuid4()),
+        base_url: str = "",
     ) -> None:
+        self._base_url = base_url  # this server's FHIR base: absolute references to it are local
         self._repo = repository
         self._clock = clock
         self._new_id = new_id
@@ -266,7 +268,7 @@ class ResourceService:
         for source in sources:
             if source.resource is None:
                 continue
-            for target_type, id in referenced(include, source.resource_type, source.resource):
+            for target_type, id in referenced(include, source.resource_type, source.resource, self._base_url):
                 if is_resource_type(target_type) and ID_PATTERN.match(id):
                     wanted.setdefault(target_type, []).append(id)
         found: list[StoredVersion] = []
@@ -456,7 +458,9 @@ class ResourceService:
                 resource=resource,
                 deleted=resource is None,
                 previous=head,
-                index=None if resource is None else index_resource(resource_type, resource).as_fields(),
+                index=None
+                if resource is None
+                else index_resource(resource_type, resource, base_url=self._base_url).as_fields(),
             )
             try:
                 stored = self._call(self._repo.commit, new)

@@ -360,3 +360,18 @@ def test_special_parameters(client: FlaskClient) -> None:
     assert ids(client, f"Patient?_lastUpdated=ge{stamp}") == ["t1", "t2"]
     assert ids(client, f"Patient?_lastUpdated=lt{stamp}") == []
     assert ids(client, "Patient/t1/*") == ["t1"]
+
+
+def test_absolute_references_to_this_server_are_local(loaded: FlaskClient) -> None:
+    base = "http://127.0.0.1:8080/fhir"
+    obs = {**OBSERVATIONS[1], "id": "o-abs", "subject": {"reference": f"{base}/Patient/p-carl"}}
+    loaded.put("/fhir/Observation/o-abs", json=obs, headers=headers())
+    for query in (
+        "subject=p-carl",
+        "subject=Patient/p-carl",
+        "subject:Patient=p-carl",
+        f"subject={base}/Patient/p-carl",
+    ):
+        assert ids(loaded, f"Observation?{query}") == ["o-abs"], query
+    included = loaded.get("/fhir/Observation?_id=o-abs&_include=Observation:subject").get_json()
+    assert entries_by_mode(included) == {"match": ["Observation/o-abs"], "include": ["Patient/p-carl"]}

@@ -39,7 +39,9 @@ def matches(node: Any, value: str, modifier: str | None) -> bool:
 # Key kinds: "r" Type/id (local references), "i" id alone, "u" absolute or canonical URL.
 
 
-def index(code: str, nodes: list[Any], out: Any) -> None:
+def index(code: str, nodes: list[Any], out: Any, base_url: str = "") -> None:
+    """``base_url`` is this server's FHIR base: absolute references to it are local."""
+    local_prefix = base_url.rstrip("/") + "/" if base_url else None
     for node in nodes:
         if isinstance(node, str):  # canonical
             out.add_key(code, "u", node)
@@ -49,6 +51,9 @@ def index(code: str, nodes: list[Any], out: Any) -> None:
         reference = node["reference"]
         if reference.startswith("#"):
             continue
+        if local_prefix and reference.startswith(local_prefix):
+            out.add_key(code, "u", reference)  # also findable by the full URL
+            reference = reference[len(local_prefix) :]
         if "://" in reference or reference.startswith("urn:"):
             out.add_key(code, "u", reference)
             continue
@@ -64,7 +69,7 @@ def criterion(code: str, value: str, modifier: str | None, base_url: str = "") -
     from fhir_server.search.index import key
 
     if base_url and value.startswith(base_url.rstrip("/") + "/"):
-        value = value[len(base_url.rstrip("/")) + 1 :]
+        value = value[len(base_url.rstrip("/")) + 1 :]  # the stored local form
     if "://" in value or value.startswith("urn:"):
         return {"ix": key(code, "u", value)}
     resource_type, id = _tail(value)
