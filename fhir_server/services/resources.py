@@ -164,7 +164,10 @@ class ResourceService:
         )
         total = None
         if request.total != "none":
-            total = self._call(self._repo.count, request.resource_type, compiled.filter)
+            if len(matches) < count and request.cursor is None and (matches or request.offset == 0):
+                total = request.offset + len(matches)  # a short page: the count is known, skip a scan
+            else:
+                total = self._call(self._repo.count, request.resource_type, compiled.filter)
         included = self._included(request, matches) if request.includes else []
         cursor = None
         if cursorable(compiled.sort) and count and len(matches) == count:
