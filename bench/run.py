@@ -412,6 +412,47 @@ def store_description(uri: str, embedded: bool) -> tuple[str, int | None]:
     return text, local_pid
 
 
+@dataclass
+class BenchStore:
+    """The store a benchmark runs against, and the environment its server gets."""
+
+    uri: str
+    database: str
+    pid: int | None
+    description: str
+    external: tuple[str, str] | None  # (uri, database) to drop afterwards, for a store we did not start
+
+
+def start_bench_store(work: Path, stamp: str, cleanup: list[Any]) -> BenchStore:
+    """Start the embedded store (or use INTEROP_MONGODB_URI with a fresh database) and
+    export the server's environment: auth off, access logs off, this store."""
+    uri = os.environ.get("INTEROP_MONGODB_URI", "").strip()
+    embedded = not uri
+    database = f"bench_{stamp.lower()}_{secrets.token_hex(3)}"
+    pid: int | None = None
+    external: tuple[str, str] | None = None
+    if embedded:
+        print(f"starting the embedded store in {work} ...", file=sys.stderr)
+        store = EmbeddedStore(work / "store")
+        cleanup.append(store)
+        uri = store.start()
+        pid = store.pid
+    else:
+        external = (uri, database)
+    description, found_pid = store_description(uri, embedded)
+    # Access logs off: INTEROP_LOG_LEVEL=WARNING (also gunicorn's level, via gunicorn_conf).
+    overrides = {
+        "INTEROP_AUTH": "disabled",
+        "INTEROP_LOG_LEVEL": "WARNING",
+        "INTEROP_MONGODB_URI": uri,
+        "INTEROP_MONGODB_DATABASE": database,
+        "INTEROP_DATA_DIR": str(work / "data"),
+        "INTEROP_HTTP_HOST": LOOPBACK,
+    }
+    os.environ.update(overrides)  # gunicorn_conf and Settings read the same values as the children
+    return BenchStore(uri, database, pid if embedded else found_pid, description, external)
+
+
 def gunicorn_config(settings: Settings) -> str:
     import importlib
 
@@ -657,31 +698,9 @@ def main(argv: list[str] | None = None) -> int:
             print("building loadgen ...", file=sys.stderr)
             loadgen = build_loadgen(RESULTS_DIR)
 
-            uri = os.environ.get("INTEROP_MONGODB_URI", "").strip()
-            embedded = not uri
-            database = f"bench_{stamp.lower()}_{secrets.token_hex(3)}"
-            store_pid: int | None = None
-            if embedded:
-                print(f"starting the embedded store in {work} ...", file=sys.stderr)
-                store = EmbeddedStore(work / "store")
-                cleanup.append(store)
-                uri = store.start()
-                store_pid = store.pid
-            else:
-                external_db = (uri, database)
-            store_text, found_pid = store_description(uri, embedded)
-            store_pid = store_pid if embedded else found_pid
-
-            # Access logs off: INTEROP_LOG_LEVEL=WARNING (also gunicorn's level, via gunicorn_conf).
-            overrides = {
-                "INTEROP_AUTH": "disabled",
-                "INTEROP_LOG_LEVEL": "WARNING",
-                "INTEROP_MONGODB_URI": uri,
-                "INTEROP_MONGODB_DATABASE": database,
-                "INTEROP_DATA_DIR": str(work / "data"),
-                "INTEROP_HTTP_HOST": LOOPBACK,
-            }
-            os.environ.update(overrides)  # gunicorn_conf and Settings read the same values as the children
+            bench_store = start_bench_store(work, stamp, cleanup)
+            store_pid, store_text = bench_store.pid, bench_store.description
+            external_db = bench_store.external
             port, floor_port = free_port(), free_port()
             env = {**os.environ, "INTEROP_HTTP_PORT": str(port)}
             settings = Settings.from_env(env)

@@ -34,7 +34,6 @@ import os
 import queue
 import random
 import re
-import secrets
 import shlex
 import shutil
 import statistics
@@ -74,13 +73,12 @@ from bench.run import (  # noqa: E402
     process_cpu,
     sigterm_as_exit,
     snapshot,
-    store_description,
+    start_bench_store,
     tree_cpu,
     wait_ready,
 )
 from fhir_server.settings import Settings  # noqa: E402
 from interop.cli import gunicorn_argv  # noqa: E402
-from interop.embedded_store import EmbeddedStore  # noqa: E402
 
 TARGET_OURS_P99_MS = 5.0
 TARGET_LOOKUP_P99_MS = 50.0
@@ -701,30 +699,9 @@ def main(argv: list[str] | None = None) -> int:
     external_db: tuple[str, str] | None = None
     try:
         with sigterm_as_exit():
-            uri = os.environ.get("INTEROP_MONGODB_URI", "").strip()
-            embedded = not uri
-            database = f"bench_{stamp.lower()}_{secrets.token_hex(3)}"
-            store_pid: int | None = None
-            if embedded:
-                print(f"starting the embedded store in {work} ...", file=sys.stderr)
-                store = EmbeddedStore(work / "store")
-                cleanup.append(store)
-                uri = store.start()
-                store_pid = store.pid
-            else:
-                external_db = (uri, database)
-            store_text, found_pid = store_description(uri, embedded)
-            store_pid = store_pid if embedded else found_pid
-
-            overrides = {
-                "INTEROP_AUTH": "disabled",
-                "INTEROP_LOG_LEVEL": "WARNING",
-                "INTEROP_MONGODB_URI": uri,
-                "INTEROP_MONGODB_DATABASE": database,
-                "INTEROP_DATA_DIR": str(work / "data"),
-                "INTEROP_HTTP_HOST": LOOPBACK,
-            }
-            os.environ.update(overrides)
+            bench_store = start_bench_store(work, stamp, cleanup)
+            store_pid, store_text = bench_store.pid, bench_store.description
+            external_db = bench_store.external
             port = free_port()
             env = {**os.environ, "INTEROP_HTTP_PORT": str(port)}
             settings = Settings.from_env(env)
