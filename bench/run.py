@@ -453,6 +453,22 @@ def start_bench_store(work: Path, stamp: str, cleanup: list[Any]) -> BenchStore:
     return BenchStore(uri, database, pid if embedded else found_pid, description, external)
 
 
+def tear_down(cleanup: list[Any], external_db: tuple[str, str] | None, work: Path) -> None:
+    """Stop what a benchmark started (in reverse order), drop its database on a store it
+    did not start, and remove its temporary directory; never raises."""
+    for item in reversed(cleanup):
+        with contextlib.suppress(Exception):
+            item.stop()
+    if external_db is not None:
+        with contextlib.suppress(Exception):
+            from pymongo import MongoClient
+
+            client: Any = MongoClient(external_db[0], serverSelectionTimeoutMS=5000)
+            client.drop_database(external_db[1])
+            client.close()
+    shutil.rmtree(work, ignore_errors=True)
+
+
 def gunicorn_config(settings: Settings) -> str:
     import importlib
 
@@ -849,17 +865,7 @@ def main(argv: list[str] | None = None) -> int:
         print("bench: interrupted; stopping what was started", file=sys.stderr)
         return 130
     finally:
-        for item in reversed(cleanup):
-            with contextlib.suppress(Exception):
-                item.stop()
-        if external_db is not None:
-            with contextlib.suppress(Exception):
-                from pymongo import MongoClient
-
-                client: Any = MongoClient(external_db[0], serverSelectionTimeoutMS=5000)
-                client.drop_database(external_db[1])
-                client.close()
-        shutil.rmtree(work, ignore_errors=True)
+        tear_down(cleanup, external_db, work)
 
 
 if __name__ == "__main__":

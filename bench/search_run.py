@@ -74,6 +74,7 @@ from bench.run import (  # noqa: E402
     sigterm_as_exit,
     snapshot,
     start_bench_store,
+    tear_down,
     tree_cpu,
     wait_ready,
 )
@@ -864,17 +865,7 @@ def main(argv: list[str] | None = None) -> int:
         print("bench: interrupted; stopping what was started", file=sys.stderr)
         return 130
     finally:
-        for item in reversed(cleanup):
-            with contextlib.suppress(Exception):
-                item.stop()
-        if external_db is not None:
-            with contextlib.suppress(Exception):
-                from pymongo import MongoClient
-
-                client: Any = MongoClient(external_db[0], serverSelectionTimeoutMS=5000)
-                client.drop_database(external_db[1])
-                client.close()
-        shutil.rmtree(work, ignore_errors=True)
+        tear_down(cleanup, external_db, work)
 
 
 if __name__ == "__main__":
