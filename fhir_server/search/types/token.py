@@ -98,6 +98,8 @@ def node_keys(node: Any) -> list[tuple[str, str]]:
 def index(code: str, nodes: list[Any], out: Any) -> None:
     for node in nodes:
         for kind, value in node_keys(node):
+            if kind == "s":
+                continue  # ``system|`` is an anchored prefix search on the "sc" keys instead
             out.add_key(code, kind, value)
             if kind == "c":
                 out.sort_value(code, value)
@@ -136,4 +138,7 @@ def criterion(code: str, value: str, modifier: str | None) -> dict[str, Any]:
     keys = [f"{code}{SEP}{k}" for k in search_keys(value)]
     if not keys:
         raise outcomes.InvalidRequest(f"'{value}' is not a valid token for {code}", expression=code)
+    kind, _, system = keys[0][len(code) + 1 :].partition(SEP)
+    if kind == "s":  # any code of a system: the "sc" keys that start with "system|"
+        return {"ix": {"$regex": "^" + re.escape(key(code, "sc", system + "|"))}}
     return {"ix": keys[0]}
