@@ -5,8 +5,9 @@ so a search never sees a resource without its index values:
 
 ``ix``  a list of strings ``"{param}<SEP>{kind}<SEP>{value}"`` (SEP is the unit
         separator, 0x1f): every token, string, reference and uri value in the forms a
-        search can ask for (for example a Coding gives ``c`` code, ``sc`` system|code,
-        ``s`` system, and ``n`` code without a system). ``:missing`` asks whether any
+        search can ask for (for example a Coding gives ``c`` code and ``sc``
+        system|code, or ``n`` code without a system; ``system|`` is a prefix search on
+        the ``sc`` keys). ``:missing`` asks whether any
         key starts with ``"{param}<SEP>"``. One multikey index on ``ix`` serves
         equality and anchored-prefix queries for every such parameter (the attribute
         pattern).

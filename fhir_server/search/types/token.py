@@ -67,9 +67,10 @@ def matches(node: Any, value: str, modifier: str | None) -> bool:
 
 
 # -- index and query -------------------------------------------------------------------
-# Key kinds: "c" code (any system), "sc" system|code, "s" system (any code),
-# "n" code without a system, "t" normalised text (for :text), "ot" identifier
-# type-system|type-code|value (for :of-type).
+# Key kinds: "c" code (any system), "sc" system|code, "n" code without a system,
+# "t" normalised text (for :text), "ot" identifier type-system|type-code|value (for
+# :of-type). node_keys also yields "s" system for composites; the index does not store
+# it, since "system|" is answered by an anchored prefix search on the "sc" keys.
 
 
 def node_keys(node: Any) -> list[tuple[str, str]]:
