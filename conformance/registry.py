@@ -211,3 +211,12 @@ def patient_compartment() -> dict[str, tuple[str, ...]]:
         for r in _load("compartmentdefinition-patient.json").get("resource", ())
         if r.get("param") and r["code"] in known
     }
+
+
+@lru_cache(maxsize=1)
+def implicit_code_systems() -> dict[str, str]:
+    """Element path (``Patient.gender``) -> the code system its ``code`` values belong to,
+    for elements with a required binding to a value set drawn from one code system."""
+    data = _load("required-bindings.json")
+    systems = data.get("systems", {})
+    return {path: systems[url] for path, url in data.get("bindings", {}).items() if url in systems}

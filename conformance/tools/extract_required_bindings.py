@@ -3,7 +3,9 @@
 Writes ``conformance/definitions/required-bindings.json``::
 
     {"bindings": {"Patient.gender": "http://hl7.org/fhir/ValueSet/administrative-gender", ...},
-     "valueSets": {"http://hl7.org/fhir/ValueSet/administrative-gender": ["female", ...], ...}}
+     "valueSets": {"http://hl7.org/fhir/ValueSet/administrative-gender": ["female", ...], ...},
+     "systems": {"http://hl7.org/fhir/ValueSet/administrative-gender":
+                 "http://hl7.org/fhir/administrative-gender", ...}}
 
 Keys of ``bindings`` are element paths as in the StructureDefinitions: ``Patient.gender``,
 ``Patient.contact.gender`` (backbone elements), ``HumanName.use`` (data types, wherever used).
@@ -64,6 +66,13 @@ class Expander:
             self.value_sets[vs["url"]] = vs
         for cs in bundle_resources(bundle, "CodeSystem"):
             self.code_systems[cs["url"]] = cs
+
+    def single_system(self, url: str) -> str | None:
+        """The one code system a value set draws all its codes from, if there is one:
+        a ``code`` element bound to it has that system implicitly (search.html#token)."""
+        includes = self.value_sets.get(url, {}).get("compose", {}).get("include", [])
+        systems = {include.get("system") for include in includes}
+        return systems.pop() if len(systems) == 1 and None not in systems else None
 
     def expand(self, binding_url: str) -> tuple[str, list[str] | None, str]:
         """(value set url, its codes or None, why not)."""
@@ -142,6 +151,7 @@ def main(package: str) -> int:
     expander = Expander(r4)
     bindings: dict[str, str] = {}
     value_sets: dict[str, list[str]] = {}
+    systems: dict[str, str] = {}
     for path, binding_url in required_code_bindings(r4):
         url, codes, why = expander.expand(binding_url)
         if codes is None:
@@ -149,6 +159,8 @@ def main(package: str) -> int:
             continue
         bindings[path] = url
         value_sets[url] = codes
+        if (system := expander.single_system(url)) is not None:
+            systems[url] = system
     print(f"{len(bindings)} bindings, {len(value_sets)} value sets", file=sys.stderr)
     # one entry per line: small, and diffs stay readable
     lines = ["{", ' "fhirVersion": "4.0.1",']
@@ -158,6 +170,9 @@ def main(package: str) -> int:
     lines.append(" },")
     lines.append(' "valueSets": {')
     lines.append(",\n".join(f"  {json.dumps(u)}: {json.dumps(c)}" for u, c in sorted(value_sets.items())))
+    lines.append(" },")
+    lines.append(' "systems": {')
+    lines.append(",\n".join(f"  {json.dumps(u)}: {json.dumps(s)}" for u, s in sorted(systems.items())))
     lines.append(" }")
     lines.append("}")
     sys.stdout.write("\n".join(lines) + "\n")

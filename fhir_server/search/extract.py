@@ -12,10 +12,10 @@ from collections.abc import Callable
 from functools import lru_cache
 from typing import Any
 
-from conformance.registry import SearchParameterDef, search_parameters
+from conformance.registry import SearchParameterDef, implicit_code_systems, search_parameters
 from fhir_server.search.fhirpath import CompiledExpression, UnsupportedExpression, compile_expression
 from fhir_server.search.index import IndexEntries
-from fhir_server.search.types import INDEXERS, reference
+from fhir_server.search.types import INDEXERS, reference, token
 
 Indexer = Callable[[str, list[Any], IndexEntries], None]
 
@@ -50,6 +50,17 @@ def _canonical_codes(resource_type: str) -> dict[str, str]:
     return mapping
 
 
+@lru_cache(maxsize=4096)
+def _implicit_system(compiled: CompiledExpression) -> str | None:
+    """The code system of a plain path to a bound ``code`` element (``Patient.gender``):
+    a token search may name it (``gender=http://hl7.org/fhir/administrative-gender|male``)."""
+    if len(compiled.terms) != 1 or any(step.kind != "field" for step in compiled.terms[0].steps):
+        return None
+    term = compiled.terms[0]
+    path = ".".join([term.root, *(step.name for step in term.steps)])
+    return implicit_code_systems().get(path)
+
+
 def canonical_code(resource_type: str, code: str) -> str:
     return _canonical_codes(resource_type).get(code, code)
 
@@ -66,6 +77,8 @@ def index_resource(resource_type: str, resource: dict[str, Any], *, base_url: st
             continue
         if definition.type == "reference":
             reference.index(definition.code, nodes, out, base_url=base_url)
+        elif definition.type == "token":
+            token.index(definition.code, nodes, out, implicit_system=_implicit_system(compiled))
         else:
             INDEXERS[definition.type](definition, resource_type, resource, nodes, out)
     return out

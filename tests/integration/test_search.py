@@ -375,3 +375,14 @@ def test_absolute_references_to_this_server_are_local(loaded: FlaskClient) -> No
         assert ids(loaded, f"Observation?{query}") == ["o-abs"], query
     included = loaded.get("/fhir/Observation?_id=o-abs&_include=Observation:subject").get_json()
     assert entries_by_mode(included) == {"match": ["Observation/o-abs"], "include": ["Patient/p-carl"]}
+
+
+def test_code_elements_carry_their_implicit_system(loaded: FlaskClient) -> None:
+    assert ids(loaded, "Patient?gender=http://hl7.org/fhir/administrative-gender|male") == ["p-bob", "p-carl"]
+    assert ids(loaded, "Observation?status=http://hl7.org/fhir/observation-status|final") == ["o-hb"]
+    assert ids(loaded, "Patient?gender=http://hl7.org/fhir/administrative-gender|") == [
+        "p-anna",
+        "p-bob",
+        "p-carl",
+    ]
+    assert ids(loaded, "Patient?gender=http://other.example/gender|male") == []

@@ -96,8 +96,13 @@ def node_keys(node: Any) -> list[tuple[str, str]]:
     return found
 
 
-def index(code: str, nodes: list[Any], out: Any) -> None:
+def index(code: str, nodes: list[Any], out: Any, implicit_system: str | None = None) -> None:
+    """``implicit_system``: the code system of a bound ``code`` element, whose values
+    carry no system of their own (search.html#token: "the system is defined in the
+    value set")."""
     for node in nodes:
+        if implicit_system and isinstance(node, str):
+            out.add_key(code, "sc", f"{implicit_system}|{node}")
         for kind, value in node_keys(node):
             if kind == "s":
                 continue  # ``system|`` is an anchored prefix search on the "sc" keys instead
