@@ -72,7 +72,6 @@ from collections.abc import Iterator
 from functools import cache, lru_cache
 from typing import Any, get_args, get_origin
 
-import jsonschema
 import orjson
 import pydantic
 from fhir.resources.R4B import fhirtypes, get_fhir_model_class
@@ -81,8 +80,14 @@ from conformance.registry import domain_resource_types, resource_types
 from fhir_server.outcomes import Issue, Unprocessable
 from fhir_server.services.validation_json import json_issues
 from fhir_server.services.validation_json import schema_definitions as _definitions
-
-Loc = tuple[str | int, ...]
+from fhir_server.services.validation_schema import (
+    Loc,
+    expression,
+    r4_element_issues,
+    schema_definition_at,
+    schema_issue,
+    schema_issues,
+)
 
 # R4 types R4B kept but redesigned: validated with the R4 schema.
 R4B_INCOMPATIBLE = frozenset({"Evidence", "EvidenceVariable"})
@@ -150,14 +155,14 @@ def _validate(resource: Any, root: str | None) -> list[Issue]:
     root = root or resource_type
     container, nested = _split_nested(resource, resource_type)
     if resource_type in schema_validated_types():
-        issues = _schema_issues(resource_type, container, root)
+        issues = schema_issues(resource_type, container, root)
     else:
         issues = _model_issues(resource_type, container, root)
     json_problems = json_issues(resource_type, container, root)
     if json_problems:
         issues = _merge(issues, json_problems)
     for loc, child in nested:
-        issues += _validate(child, _expression(root, loc))
+        issues += _validate(child, expression(root, loc))
     return _dedupe(issues)
 
 
@@ -173,16 +178,6 @@ def _merge(engine: list[Issue], json_problems: list[Issue]) -> list[Issue]:
 
 def _dedupe(issues: list[Issue]) -> list[Issue]:
     return list(dict.fromkeys(issues))
-
-
-def _expression(root: str, loc: Loc) -> str:
-    parts = [root]
-    for step in loc:
-        if isinstance(step, int):
-            parts.append(f"[{step}]")
-        elif step != "root":
-            parts.append("." + (step[1:] if step.startswith("_") else step))
-    return "".join(parts)
 
 
 # --------------------------------------------------------------------------- nested resources
@@ -271,14 +266,14 @@ def _pydantic_issues(
         if _NULL_ITEM in message:
             continue  # reported by json_issues, with the item's index
         if kind == "extra_forbidden":
-            r4_issues = _r4_element_issues(resource_type, doc, loc)
+            r4_issues = r4_element_issues(resource_type, doc, loc)
             if r4_issues is not None:  # an R4 element R4B lacks: the R4 schema decides
-                yield from (issue for e in r4_issues for issue in _schema_issue(e, root, loc))
+                yield from (issue for e in r4_issues for issue in schema_issue(e, root, loc))
                 continue
-            yield Issue(f"Unknown element '{name}'", code="structure", expression=(_expression(root, loc),))
+            yield Issue(f"Unknown element '{name}'", code="structure", expression=(expression(root, loc),))
         elif kind == "missing":
             yield Issue(
-                f"Missing required element '{name}'", code="required", expression=(_expression(root, loc),)
+                f"Missing required element '{name}'", code="required", expression=(expression(root, loc),)
             )
         else:
             got = repr(error.get("input"))
@@ -286,7 +281,7 @@ def _pydantic_issues(
             yield Issue(
                 f"Invalid value for '{name}': {message} (got {got})",
                 code="value",
-                expression=(_expression(root, loc),),
+                expression=(expression(root, loc),),
             )
 
 
@@ -345,7 +340,7 @@ def _model_rule_issues(model: type[Any], data: Any, loc: Loc, root: str) -> list
                 Issue(
                     f"Missing required element '{alias}'",
                     code="required",
-                    expression=(_expression(root, (*loc, alias)),),
+                    expression=(expression(root, (*loc, alias)),),
                 )
             )
     for prefix, (names, required) in shape.choices.items():
@@ -355,7 +350,7 @@ def _model_rule_issues(model: type[Any], data: Any, loc: Loc, root: str) -> list
                 Issue(
                     f"Only one of {', '.join(present)} may be present ({prefix}[x] is a choice)",
                     code="structure",
-                    expression=(_expression(root, (*loc, present[1])),),
+                    expression=(expression(root, (*loc, present[1])),),
                 )
             )
         elif required and not present:
@@ -363,7 +358,7 @@ def _model_rule_issues(model: type[Any], data: Any, loc: Loc, root: str) -> list
                 Issue(
                     f"Missing required element '{prefix}[x]'",
                     code="required",
-                    expression=(_expression(root, (*loc, prefix)),),
+                    expression=(expression(root, (*loc, prefix)),),
                 )
             )
     for alias, child in shape.children:
@@ -411,10 +406,10 @@ def _r4b_only_key_issues(resource_type: str, doc: dict[str, Any], root: str) -> 
         pass
     issues = []
     for loc in _find_keys(doc, R4B_ONLY_KEYS, ()):
-        parent = _schema_definition_at(resource_type, loc[:-1]) if loc[-1] != "fhir_comments" else None
+        parent = schema_definition_at(resource_type, loc[:-1]) if loc[-1] != "fhir_comments" else None
         if parent is None or loc[-1] not in _definitions()[parent].get("properties", {}):
             issues.append(
-                Issue(f"Unknown element '{loc[-1]}'", code="structure", expression=(_expression(root, loc),))
+                Issue(f"Unknown element '{loc[-1]}'", code="structure", expression=(expression(root, loc),))
             )
     return issues
 
@@ -430,90 +425,3 @@ def _find_keys(node: Any, keys: frozenset[str], loc: Loc) -> Iterator[Loc]:
         for i, value in enumerate(node):
             if isinstance(value, (dict, list)):
                 yield from _find_keys(value, keys, (*loc, i))
-
-
-# --------------------------------------------------------------------------- R4 JSON schema engine
-
-
-@cache
-def _validator(definition: str, prop: str | None = None) -> jsonschema.Draft6Validator:
-    """A validator for one definition, or for one property of a definition."""
-    target = (
-        _definitions()[definition]["properties"][prop] if prop else {"$ref": f"#/definitions/{definition}"}
-    )
-    return jsonschema.Draft6Validator({**target, "definitions": _definitions()})
-
-
-def _schema_issues(resource_type: str, doc: dict[str, Any], root: str) -> list[Issue]:
-    errors = _validator(resource_type).iter_errors(doc)
-    return [issue for error in errors for issue in _schema_issue(error, root, ())]
-
-
-def _schema_issue(error: jsonschema.ValidationError, root: str, base: Loc) -> list[Issue]:
-    loc: Loc = (*base, *error.absolute_path)
-    instance = error.instance
-    if instance is None:
-        return []  # nulls: json_issues reports them, and knows the placeholders FHIR JSON allows
-    if error.validator == "additionalProperties" and isinstance(instance, dict):
-        known = error.schema.get("properties", {}) if isinstance(error.schema, dict) else {}
-        return [
-            Issue(f"Unknown element '{key}'", code="structure", expression=(_expression(root, (*loc, key)),))
-            for key in instance
-            if key not in known
-        ]
-    if error.validator == "required" and isinstance(instance, dict):
-        return [
-            Issue(
-                f"Missing required element '{key}'",
-                code="required",
-                expression=(_expression(root, (*loc, key)),),
-            )
-            for key in error.validator_value
-            if key not in instance
-        ]
-    name = next((str(s) for s in reversed(loc) if isinstance(s, str)), root)
-    code = "code-invalid" if error.validator == "enum" else "value"
-    return [
-        Issue(f"Invalid value for '{name}': {error.message}", code=code, expression=(_expression(root, loc),))
-    ]
-
-
-def _schema_definition_at(resource_type: str, loc: Loc) -> str | None:
-    """The R4 schema definition of the object at ``loc`` inside a ``resource_type``."""
-    definitions = _definitions()
-    current = resource_type
-    for step in loc:
-        if isinstance(step, int):
-            continue
-        prop = definitions.get(current, {}).get("properties", {}).get(step)
-        if not isinstance(prop, dict):
-            return None
-        ref = prop.get("$ref") or prop.get("items", {}).get("$ref")
-        if not isinstance(ref, str):
-            return None
-        current = ref.rsplit("/", 1)[1]
-        if current not in definitions or current == "ResourceList":
-            return None
-    return current
-
-
-def _r4_element_issues(
-    resource_type: str, doc: dict[str, Any], loc: Loc
-) -> list[jsonschema.ValidationError] | None:
-    """For an element R4B called unknown: ``None`` if R4 does not know it either, else its R4
-    schema errors (relative to ``loc``)."""
-    parent_loc, name = loc[:-1], loc[-1]
-    parent = _schema_definition_at(resource_type, parent_loc)
-    if (
-        parent is None
-        or not isinstance(name, str)
-        or name not in _definitions()[parent].get("properties", {})
-    ):
-        return None
-    node: Any = doc
-    try:
-        for step in loc:
-            node = node[step]
-    except (KeyError, IndexError, TypeError):
-        return None
-    return list(_validator(parent, name).iter_errors(node))
