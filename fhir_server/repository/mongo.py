@@ -1,27 +1,26 @@
 """The repository on the MongoDB wire protocol (MongoDB 6/7, FerretDB 1.24).
 
-Layout, per resource type ``T`` (see docs/architecture.md for why it is correct):
+Layout, per resource type ``T`` (records.py; docs/architecture.md says why it is correct):
 
-* ``resource_T``: the head, ``_id = "{id}"``, the newest version; inserting it claims
-  version 1, so a create is one insert.
-* ``history_T``: immutable older versions, ``_id = "{id}/{version}"``; inserting one
-  claims that version number (the commit point of every later write). Version 1 is
-  copied here by the first update.
+* ``search_T``: the searchable record, ``_id = "{id}"``: the newest version with its
+  index values; inserting it claims version 1, so nobody else can create that id.
+* ``resource_T``: the head, the newest version without index values, for reads.
+* ``history_T``: older versions, ``_id = "{id}/{version}"``; inserting one claims that
+  version number (the commit point of every later write). Version 1 is copied here by
+  the first update.
 
 Records carry the resource as JSON text. Every lookup on the hot path is an equality
 on ``_id`` alone: the only filter the embedded FerretDB pushes down into SQLite.
-Instance history walks version numbers by ``_id`` because versions are dense (1..n).
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
-import heapq
 import threading
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, ParamSpec, TypeVar
 from uuid import uuid4
 
@@ -50,20 +49,21 @@ from fhir_server.repository.base import (
     add_store_time,
     store_time_depth,
 )
-
-HEAD_PREFIX = "resource_"
-SEARCH_PREFIX = "search_"
-INDEX_FIELDS = ("ix", "ir", "so")
-# The indexes every search collection carries; together they lead every compiled query.
-SEARCH_INDEXES: dict[str, list[tuple[str, int]]] = {
-    "search_keys": [("ix", 1)],
-    "search_range_low": [("ir.p", 1), ("ir.lo", 1)],
-    "search_range_high": [("ir.p", 1), ("ir.hi", 1)],
-    "lastUpdated": [("lu", DESCENDING)],
-}
-# Reads never need the index fields back.
-WITHOUT_INDEX = dict.fromkeys(INDEX_FIELDS, 0)
-HISTORY_PREFIX = "history_"
+from fhir_server.repository.history import HistoryReads
+from fhir_server.repository.records import (
+    HEAD_PREFIX,
+    HISTORY_PREFIX,
+    INDEX_FIELDS,
+    SEARCH_INDEXES,
+    SEARCH_PREFIX,
+    WITHOUT_INDEX,
+    current_only,
+    from_record,
+    head_of,
+    record_of,
+    replace_or_insert,
+    search_doc_of,
+)
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -95,23 +95,7 @@ def _store_errors(func: Callable[P, R]) -> Callable[P, R]:
     return wrapper
 
 
-def _as_utc(value: datetime) -> datetime:
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
-def _from_record(resource_type: str, record: dict[str, Any], id: str | None = None) -> StoredVersion:
-    return StoredVersion(
-        resource_type=resource_type,
-        id=id or record.get("id") or str(record["_id"]),
-        version=int(record["v"]),
-        last_updated=_as_utc(record["lu"]),
-        deleted=bool(record.get("del", False)),
-        method=str(record.get("m", "")),
-        raw=None if record.get("json") is None else record["json"].encode(),
-    )
-
-
-class MongoRepository:
+class MongoRepository(HistoryReads):
     """Thread-safe; one instance per process (pymongo pools connections)."""
 
     def __init__(self, uri: str, database: str, *, timeout_ms: int = 5000) -> None:
@@ -168,7 +152,7 @@ class MongoRepository:
     @_store_errors
     def ensure_indexes(self, resource_type: str) -> None:
         """Declare the indexes the compiled queries use (MongoDB serves them; FerretDB
-        accepts them and scans). Field names are the compiler's: see HEAD_INDEXES."""
+        accepts them and scans). Field names are the compiler's: see SEARCH_INDEXES."""
         if self._planner_uses_indexes():
             self._versions(resource_type).create_index([("lu", DESCENDING)], name="lastUpdated")
             searchable = self._search_docs(resource_type)
@@ -190,13 +174,13 @@ class MongoRepository:
     @_store_errors
     def read(self, resource_type: str, id: str) -> StoredVersion | None:
         record = self._heads(resource_type).find_one({"_id": id})
-        return None if record is None else _from_record(resource_type, record, id)
+        return None if record is None else from_record(resource_type, record, id)
 
     @_store_errors
     def vread(self, resource_type: str, id: str, version: int) -> StoredVersion | None:
         record = self._versions(resource_type).find_one({"_id": f"{id}/{version}"})
         if record is not None:
-            return _from_record(resource_type, record, id)
+            return from_record(resource_type, record, id)
         head = self.read(resource_type, id)  # version 1 of a resource never updated
         return head if head is not None and head.version == version else None
 
@@ -214,16 +198,16 @@ class MongoRepository:
         ids = mql.required_ids(mongo_filter)
         if ids is not None or not self._store_evaluates(mongo_filter):
             docs = mql.sort_documents(self._evaluate_here(resource_type, mongo_filter, ids), sort)
-            return [_from_record(resource_type, d) for d in docs[skip : skip + limit]]
-        cursor = self._search_docs(resource_type).find(_current(mongo_filter), WITHOUT_INDEX, sort=sort)
-        return [_from_record(resource_type, r) for r in cursor.skip(skip).limit(limit)]
+            return [from_record(resource_type, d) for d in docs[skip : skip + limit]]
+        cursor = self._search_docs(resource_type).find(current_only(mongo_filter), WITHOUT_INDEX, sort=sort)
+        return [from_record(resource_type, r) for r in cursor.skip(skip).limit(limit)]
 
     @_store_errors
     def count(self, resource_type: str, mongo_filter: dict[str, Any]) -> int:
         ids = mql.required_ids(mongo_filter)
         if ids is not None or not self._store_evaluates(mongo_filter):
             return len(self._evaluate_here(resource_type, mongo_filter, ids))
-        return self._search_docs(resource_type).count_documents(_current(mongo_filter))
+        return self._search_docs(resource_type).count_documents(current_only(mongo_filter))
 
     def _store_evaluates(self, mongo_filter: dict[str, Any]) -> bool:
         """False when the filter needs ``$elemMatch`` with field conditions and the store
@@ -233,7 +217,7 @@ class MongoRepository:
         if self._elem_match is None:
             probe = self._db["capabilities"]
             # A filter is only evaluated against documents, so give it one to look at.
-            _replace_or_insert(probe, {"_id": "elemMatch", "x": [{"p": 1, "lo": 1}]})
+            replace_or_insert(probe, {"_id": "elemMatch", "x": [{"p": 1, "lo": 1}]})
             try:
                 found = probe.find_one({"_id": "elemMatch", "x": {"$elemMatch": {"p": 1, "lo": {"$gte": 0}}}})
                 self._elem_match = found is not None
@@ -249,10 +233,10 @@ class MongoRepository:
         otherwise by the rest of the filter (when the store lacks ``$elemMatch``)."""
         if ids is not None:
             found = (self._search_docs(resource_type).find_one({"_id": id}) for id in dict.fromkeys(ids))
-            current = _current(mongo_filter)
-            return [doc for doc in found if doc is not None and mql.matches(current, doc)]
+            wanted = current_only(mongo_filter)
+            return [doc for doc in found if doc is not None and mql.matches(wanted, doc)]
         loose = mql.without(mongo_filter, "$elemMatch")
-        candidates = self._search_docs(resource_type).find(_current(loose))
+        candidates = self._search_docs(resource_type).find(current_only(loose))
         return [doc for doc in candidates if mql.matches(mongo_filter, doc)]
 
     @_store_errors
@@ -262,7 +246,7 @@ class MongoRepository:
         for id in dict.fromkeys(ids):
             record = self._heads(resource_type).find_one({"_id": id})
             if record is not None and not record.get("del"):
-                found.append(_from_record(resource_type, record, id))
+                found.append(from_record(resource_type, record, id))
         return found
 
     @_store_errors
@@ -297,12 +281,12 @@ class MongoRepository:
         if new.version == 1:
             # The searchable record's unique _id is version 1's claim; the head follows.
             try:
-                self._search_docs(new.resource_type).insert_one(_search_doc_of(record))
+                self._search_docs(new.resource_type).insert_one(search_doc_of(record))
             except DuplicateKeyError as exc:
                 raise VersionClaimed(f"{new.resource_type}/{new.id} version 1") from exc
             with contextlib.suppress(DuplicateKeyError):  # already brought forward by another writer
-                self._heads(new.resource_type).insert_one(_head_of(record))
-            return _from_record(new.resource_type, record)
+                self._heads(new.resource_type).insert_one(head_of(record))
+            return from_record(new.resource_type, record)
         history = self._history(new.resource_type)
         previous = new.previous
         if new.version == 2 and previous is None:
@@ -310,7 +294,7 @@ class MongoRepository:
         if new.version == 2 and previous is not None and previous.version == 1:
             # Version 1 lives only in the head until now: keep it before the head moves on.
             with contextlib.suppress(DuplicateKeyError):
-                history.insert_one(_record_of(previous))
+                history.insert_one(record_of(previous))
         try:
             history.insert_one(record)
         except DuplicateKeyError as exc:
@@ -320,7 +304,7 @@ class MongoRepository:
         # just overwritten a newer head: if a newer version exists, bring the head forward.
         if self._claimed(new.resource_type, new.id, new.version + 1):
             self.catch_up(new.resource_type, new.id)
-        return _from_record(new.resource_type, record)
+        return from_record(new.resource_type, record)
 
     def _claimed(self, resource_type: str, id: str, version: int) -> bool:
         found = self._versions(resource_type).find_one({"_id": f"{id}/{version}"}, projection={"_id": 1})
@@ -328,8 +312,8 @@ class MongoRepository:
 
     def _write_current(self, resource_type: str, history_record: dict[str, Any]) -> None:
         """Make a committed version current: the searchable record first, then the head."""
-        _replace_or_insert(self._search_docs(resource_type), _search_doc_of(history_record))
-        _replace_or_insert(self._heads(resource_type), _head_of(history_record))
+        replace_or_insert(self._search_docs(resource_type), search_doc_of(history_record))
+        replace_or_insert(self._heads(resource_type), head_of(history_record))
 
     @_store_errors
     def catch_up(self, resource_type: str, id: str) -> StoredVersion | None:
@@ -348,7 +332,7 @@ class MongoRepository:
                 continue
             if searchable is not None and search_version > head_version:
                 # A create that died between its two inserts: the head follows its claim.
-                _replace_or_insert(self._heads(resource_type), _head_of({**searchable, "id": id}))
+                replace_or_insert(self._heads(resource_type), head_of({**searchable, "id": id}))
                 continue
             if head is not None and head_version > search_version:
                 # A slow writer left an older searchable record: rebuild it from history.
@@ -399,111 +383,9 @@ class MongoRepository:
                     break
         return changed
 
-    # -- history -------------------------------------------------------------------------
-
     @_store_errors
     def history(self, query: HistoryQuery) -> HistoryPage:
-        if query.resource_type and query.id:
-            return self._instance_history(query.resource_type, query.id, query)
-        types = [query.resource_type] if query.resource_type else self.resource_types_in_use()
-        return self._merged_history(types, query)
-
-    def _instance_history(self, resource_type: str, id: str, query: HistoryQuery) -> HistoryPage:
-        head = self.catch_up(resource_type, id)
-        if head is None:
-            return HistoryPage()
-        history = self._versions(resource_type)
-        selected: list[StoredVersion] = []
-        newer: StoredVersion | None = None
-        for version in range(head.version, 0, -1):  # newest first; lastUpdated grows with version
-            if version == head.version:
-                entry = head
-            else:
-                record = history.find_one({"_id": f"{id}/{version}"})
-                if record is None:
-                    continue
-                entry = _from_record(resource_type, record, id)
-            if _in_window(entry, newer, query):
-                selected.append(entry)
-            if query.since and entry.last_updated < query.since:
-                break
-            if query.at_start and newer is not None and newer.last_updated <= query.at_start:
-                break
-            newer = entry
-        return HistoryPage(selected[query.offset : query.offset + query.count], len(selected))
-
-    def _merged_history(self, types: list[str], query: HistoryQuery) -> HistoryPage:
-        """Type or system history: history records plus heads still at version 1.
-
-        A resource written once exists only as its head, so both collections are
-        sources. A first update that died between copying version 1 into history and
-        claiming version 2 leaves version 1 in both: the merge drops the duplicate, and
-        ``total`` may count it once too often until that resource is written again.
-        """
-        time_filter: dict[str, Any] = {}
-        if query.since:
-            time_filter["$gte"] = query.since
-        if query.till:
-            time_filter["$lte"] = query.till
-        if query.at_end:
-            time_filter["$lt"] = query.at_end
-        mongo_filter: dict[str, Any] = {"lu": time_filter} if time_filter else {}
-        first_versions = {**mongo_filter, "v": 1}
-        wanted = query.offset + query.count
-        streams: list[list[StoredVersion]] = []
-        total = 0
-        order = [("lu", DESCENDING), ("_id", DESCENDING)]
-        for resource_type in types:
-            history, heads = self._versions(resource_type), self._search_docs(resource_type)
-            if query.at_start:
-                current = self._current_during(resource_type, mongo_filter, first_versions, query)
-                total += len(current)
-                streams.append(current[:wanted])
-                continue
-            total += history.count_documents(mongo_filter) + heads.count_documents(first_versions)
-            streams.append(
-                [_from_record(resource_type, r) for r in history.find(mongo_filter, sort=order).limit(wanted)]
-            )
-            streams.append(
-                [_from_record(resource_type, r) for r in heads.find(first_versions, sort=order).limit(wanted)]
-            )
-        merged = heapq.merge(*streams, key=_history_order, reverse=True)
-        entries: list[StoredVersion] = []
-        for entry in merged:
-            if entries and (entries[-1].key, entries[-1].version) == (entry.key, entry.version):
-                total -= 1
-                continue
-            entries.append(entry)
-        return HistoryPage(entries[query.offset : wanted], total)
-
-    def _current_during(
-        self,
-        resource_type: str,
-        mongo_filter: dict[str, Any],
-        first_versions: dict[str, Any],
-        query: HistoryQuery,
-    ) -> list[StoredVersion]:
-        """Versions that were current at some instant of [at_start, at_end)."""
-        found: dict[tuple[str, int], StoredVersion] = {}
-        for record in self._search_docs(resource_type).find(first_versions, WITHOUT_INDEX):
-            entry = _from_record(resource_type, record)
-            found[(entry.id, entry.version)] = entry
-        for record in self._versions(resource_type).find(mongo_filter):
-            entry = _from_record(resource_type, record)
-            found[(entry.id, entry.version)] = entry
-        result: list[StoredVersion] = []
-        successor: dict[str, datetime] = {}
-        for entry in sorted(found.values(), key=lambda e: (e.id, -e.version)):
-            newer_at = successor.get(entry.id)
-            if newer_at is None:
-                # The next version may lie after at_end; ask for it by _id.
-                newer = self.vread(resource_type, entry.id, entry.version + 1)
-                newer_at = newer.last_updated if newer else None
-            if newer_at is None or (query.at_start is not None and newer_at > query.at_start):
-                result.append(entry)
-            successor[entry.id] = entry.last_updated
-        result.sort(key=_history_order, reverse=True)
-        return result
+        return self._read_history(query)
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -513,60 +395,3 @@ class MongoRepository:
 
     def close(self) -> None:
         mongoengine.disconnect(alias=self._alias)
-
-
-def _head_of(record: dict[str, Any]) -> dict[str, Any]:
-    """The head: what a read needs, and nothing for search."""
-    head: dict[str, Any] = {k: record[k] for k in ("v", "lu", "del", "m", "json") if k in record}
-    head["_id"] = record["id"]
-    return head
-
-
-def _search_doc_of(record: dict[str, Any]) -> dict[str, Any]:
-    """The searchable record: the resource with its index values, in one document."""
-    doc = {k: record[k] for k in ("v", "lu", "del", "m", "json", *INDEX_FIELDS) if k in record}
-    doc["_id"] = record["id"]
-    return doc
-
-
-def _replace_or_insert(collection: Collection[dict[str, Any]], doc: dict[str, Any]) -> None:
-    try:
-        collection.replace_one({"_id": doc["_id"]}, doc, upsert=True)
-    except DuplicateKeyError:
-        # Two writers raced on the upsert (FerretDB's is read-then-insert); it exists now.
-        collection.replace_one({"_id": doc["_id"]}, doc)
-
-
-def _current(mongo_filter: dict[str, Any]) -> dict[str, Any]:
-    return {"$and": [mongo_filter, {"del": False}]} if mongo_filter else {"del": False}
-
-
-def _history_order(entry: StoredVersion) -> tuple[datetime, str, int]:
-    return (entry.last_updated, entry.key, entry.version)
-
-
-def _record_of(version: StoredVersion) -> dict[str, Any]:
-    """The history record of a stored version (to copy version 1 out of its head)."""
-    return {
-        "_id": f"{version.id}/{version.version}",
-        "id": version.id,
-        "v": version.version,
-        "lu": version.last_updated,
-        "del": version.deleted,
-        "m": version.method,
-        "json": None if version.raw is None else version.raw.decode(),
-    }
-
-
-def _in_window(entry: StoredVersion, newer: StoredVersion | None, query: HistoryQuery) -> bool:
-    if query.since and entry.last_updated < query.since:
-        return False
-    if query.till and entry.last_updated > query.till:
-        return False
-    if query.at_end and entry.last_updated >= query.at_end:
-        return False
-    return not (query.at_start and newer is not None and newer.last_updated <= query.at_start)
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)

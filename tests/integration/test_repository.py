@@ -103,9 +103,9 @@ def test_first_update_keeps_version_one(repository: MongoRepository) -> None:
 def test_interrupted_first_update_shows_version_one_once(repository: MongoRepository) -> None:
     first = repository.commit(version(1))
     # The first update copied version 1 into history, then died before claiming version 2.
-    from fhir_server.repository.mongo import _record_of
+    from fhir_server.repository.records import record_of
 
-    repository._db[HISTORY_PREFIX + "Patient"].insert_one(_record_of(first))
+    repository._db[HISTORY_PREFIX + "Patient"].insert_one(record_of(first))
     page = repository.history(HistoryQuery("Patient", count=10))
     assert [(e.id, e.version) for e in page.entries] == [("p1", 1)]
     instance = repository.history(HistoryQuery("Patient", "p1", count=10))
