@@ -2,8 +2,8 @@
 
 Each module offers ``index`` (values -> index entries, at write time), ``criterion``
 (one search value -> a MongoDB condition on the indexed fields) and ``MODIFIERS``.
-The older ``matches`` functions evaluate a value against a node in plain Python: the
-reference the tests compare the compiled queries with.
+The token, string, reference and uri modules also keep ``matches``, the same test on
+one node in plain Python.
 """
 
 from __future__ import annotations
@@ -66,12 +66,3 @@ CRITERIA: dict[str, Criterion] = {
     "composite": lambda d, v, m, _b: composite.criterion_composite(d, v, m, search_parameters_by_url()),
 }
 SUPPORTED_TYPES = frozenset(INDEXERS) & frozenset(CRITERIA)
-
-# Plain-Python matchers (the reference evaluator for tests and the fallback matcher).
-Matcher = Callable[[Any, str, str | None], bool]
-MATCHERS: dict[str, Matcher] = {
-    "token": token.matches,
-    "string": string.matches,
-    "reference": reference.matches,
-    "uri": uri.matches,
-}
