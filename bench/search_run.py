@@ -27,39 +27,26 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import http.client
 import json
-import multiprocessing
 import os
-import queue
-import random
 import re
 import shlex
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # `python bench/search_run.py` puts bench/, not the root, on the path
     sys.path.insert(0, str(ROOT))
 
-from bench import search_data  # noqa: E402
-from bench.run import (  # noqa: E402
-    FHIR_JSON,
-    LOOPBACK,
-    NOISE_CORES,
+from bench.harness import (  # noqa: E402
     RESULTS_DIR,
     BenchError,
     Server,
@@ -68,16 +55,14 @@ from bench.run import (  # noqa: E402
     free_port,
     gunicorn_config,
     machine,
-    machine_cpu,
-    other_processes,
-    process_cpu,
     sigterm_as_exit,
-    snapshot,
     start_bench_store,
     tear_down,
-    tree_cpu,
     wait_ready,
 )
+from bench.search_clients import Load, Run, Skip, load, mean, percentile, run_query  # noqa: E402
+from bench.search_queries import QUERIES, sample  # noqa: E402
+from bench.search_report import detail_table, load_table, main_table, size_label, verdict  # noqa: E402
 from fhir_server.settings import Settings  # noqa: E402
 from interop.cli import gunicorn_argv  # noqa: E402
 
@@ -93,524 +78,6 @@ REQUEST_TIMEOUT = 120.0
 TYPES = ("Patient", "Encounter", "Observation", "Condition")
 _TIMING = re.compile(rb"(store|app);dur=([0-9.]+)")
 _TOTAL = re.compile(rb'"total":(\d+)')
-
-
-# --- the queries ----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Sample:
-    """Patients whose every resource is loaded, drawn deterministically, with their records."""
-
-    records: list[list[dict[str, Any]]]
-
-    def of_type(self, record: list[dict[str, Any]], resource_type: str) -> list[dict[str, Any]]:
-        return [r for r in record if r["resourceType"] == resource_type]
-
-
-def _q(value: str) -> str:
-    return quote(value, safe="/:")
-
-
-def _id(s: Sample) -> list[str]:
-    return [f"/fhir/Patient?_id={r[0]['id']}" for r in s.records]
-
-
-def _identifier(s: Sample) -> list[str]:
-    return [
-        f"/fhir/Patient?identifier={_q(search_data.MRN_SYSTEM + '|' + r[0]['identifier'][0]['value'])}"
-        for r in s.records
-    ]
-
-
-def _name(s: Sample) -> list[str]:
-    return [f"/fhir/Patient?name={_q(r[0]['name'][0]['family'])}" for r in s.records]
-
-
-def _subject(s: Sample) -> list[str]:
-    return [f"/fhir/Observation?subject=Patient/{r[0]['id']}" for r in s.records]
-
-
-def _patient_code(s: Sample) -> list[str]:
-    paths = []
-    rng = random.Random(7)
-    for r in s.records:
-        observation = rng.choice(s.of_type(r, "Observation"))
-        code = observation["code"]["coding"][0]["code"]
-        paths.append(
-            f"/fhir/Observation?patient=Patient/{r[0]['id']}"
-            f"&code={_q(search_data.LOINC + '|' + code)}&_sort=-date"
-        )
-    return paths
-
-
-def _code_value(s: Sample) -> list[str]:
-    labs = [m for m in search_data.MEASURES if m.high is not None]
-    return [
-        f"/fhir/Observation?code={_q(search_data.LOINC + '|' + m.code)}&value-quantity=gt{m.high:g}"
-        for m in labs
-    ]
-
-
-def _encounter_date(s: Sample) -> list[str]:
-    return [f"/fhir/Encounter?date=ge{year}&_include=Encounter:subject" for year in range(2016, 2025)]
-
-
-def _compartment(s: Sample) -> list[str]:
-    return [f"/fhir/Patient/{r[0]['id']}/Observation" for r in s.records]
-
-
-@dataclass(frozen=True)
-class Query:
-    name: str
-    template: str  # as shown in the tables
-    paths: Callable[[Sample], list[str]]
-    lookup: bool = False  # held to the p99 < 50 ms target
-
-
-QUERIES = (
-    Query("_id", "Patient?_id=X", _id, lookup=True),
-    Query("identifier", "Patient?identifier=mrn-system|X", _identifier, lookup=True),
-    Query("name", "Patient?name=family", _name),
-    Query("subject", "Observation?subject=Patient/X", _subject, lookup=True),
-    Query("patient+code", "Observation?patient=X&code=loinc|Y&_sort=-date", _patient_code),
-    Query("code+value", "Observation?code=loinc|Y&value-quantity=gtN", _code_value),
-    Query("encounter date", "Encounter?date=geYYYY&_include=Encounter:subject", _encounter_date),
-    Query("compartment", "Patient/X/Observation", _compartment),
-)
-
-
-def sample(size: int, count: int = VALUES_PER_QUERY) -> Sample:
-    complete = search_data.complete_patients(size)
-    if complete == 0:
-        raise BenchError(f"{size} resources do not hold one complete patient")
-    chosen = random.Random(size).sample(range(complete), min(count, complete))
-    return Sample([search_data.patient_record(p) for p in chosen])
-
-
-# --- loading --------------------------------------------------------------------------------
-
-
-@dataclass
-class Load:
-    size: int
-    resources: int
-    by_type: dict[str, int]
-    seconds: float
-    server_cpu: float
-    store_cpu: float
-    mean_app_ms: float
-    mean_store_ms: float
-
-
-def _timing(header: str | None) -> tuple[float, float]:
-    found = dict(_TIMING.findall((header or "").encode()))
-    return float(found.get(b"app", b"nan")), float(found.get(b"store", b"nan"))
-
-
-def load(port: int, start: int, size: int, clients: int, server: Server, store_pid: int | None) -> Load:
-    local = threading.local()
-    headers = {"Content-Type": FHIR_JSON, "Accept": FHIR_JSON, "Prefer": "return=minimal"}
-
-    def put(resource: dict[str, Any]) -> tuple[float, float]:
-        path = f"/fhir/{resource['resourceType']}/{resource['id']}"
-        body = json.dumps(resource, separators=(",", ":")).encode()
-        for attempt in range(3):
-            conn = getattr(local, "conn", None)
-            if conn is None:
-                conn = local.conn = http.client.HTTPConnection(LOOPBACK, port, timeout=REQUEST_TIMEOUT)
-            try:
-                conn.request("PUT", path, body=body, headers=headers)
-                resp = conn.getresponse()
-                data = resp.read()
-            except (http.client.HTTPException, OSError):
-                conn.close()
-                local.conn = None  # the server closed an idle keep-alive connection: reconnect
-                if attempt == 2:
-                    raise
-                continue
-            if resp.status not in (200, 201):
-                raise BenchError(f"loading: PUT {path} answered {resp.status}: {data[:500]!r}")
-            return _timing(resp.getheader("Server-Timing"))
-        raise AssertionError("unreachable")
-
-    items = list(search_data.resources(size, start))
-    by_type = Counter(r["resourceType"] for r in items)
-    snap0 = snapshot()
-    t0 = time.monotonic()
-    timings: list[tuple[float, float]] = []
-    with ThreadPoolExecutor(max_workers=clients) as pool:
-        for i, timing in enumerate(pool.map(put, items), 1):
-            timings.append(timing)
-            if i % 10_000 == 0:
-                elapsed = time.monotonic() - t0
-                print(f"  {start + i:,} loaded ({i / elapsed:,.0f}/s)", file=sys.stderr)
-                server.check_alive()
-    seconds = time.monotonic() - t0
-    snap1 = snapshot()
-    return Load(
-        size=size,
-        resources=len(items),
-        by_type={t: by_type.get(t, 0) for t in TYPES},
-        seconds=seconds,
-        server_cpu=tree_cpu(snap1, server.pid) - tree_cpu(snap0, server.pid),
-        store_cpu=process_cpu(snap1, store_pid) - process_cpu(snap0, store_pid),
-        mean_app_ms=statistics.fmean(t[0] for t in timings) if timings else float("nan"),
-        mean_store_ms=statistics.fmean(t[1] for t in timings) if timings else float("nan"),
-    )
-
-
-# --- the closed-loop clients (one process each, so no client shares a GIL) -----------------
-
-# (start, end, status, app ms, store ms, body bytes, bundle total or -1)
-Record = tuple[float, float, int, float, float, int, int]
-
-
-def _client(
-    port: int,
-    paths: list[str],
-    offset: int,
-    counter: Any,
-    requests: int,
-    max_seconds: float,
-    barrier: Any,
-    results: Any,
-    warmup: int,
-) -> None:
-    conn: http.client.HTTPConnection | None = None
-    headers = {"Accept": FHIR_JSON, "Prefer": "handling=strict"}
-    error = ""
-
-    def call(path: str) -> tuple[int, str | None, bytes]:
-        nonlocal conn
-        for attempt in range(2):
-            if conn is None:
-                conn = http.client.HTTPConnection(LOOPBACK, port, timeout=REQUEST_TIMEOUT)
-            try:
-                conn.request("GET", path, headers=headers)
-                resp = conn.getresponse()
-                return resp.status, resp.getheader("Server-Timing"), resp.read()
-            except (http.client.HTTPException, OSError):
-                conn.close()
-                conn = None
-                if attempt == 1:
-                    raise
-        raise AssertionError("unreachable")
-
-    n = offset
-    try:
-        warm_until = time.monotonic() + WARMUP_SECONDS
-        for i in range(warmup):
-            if i and time.monotonic() > warm_until:
-                break
-            call(paths[n % len(paths)])
-            n += 1
-    except BaseException:
-        barrier.abort()  # the caller learns at once, instead of waiting for this client
-        raise
-    barrier.wait()
-    cpu0 = sum(os.times()[:2])
-    deadline = time.monotonic() + max_seconds
-    records: list[Record] = []
-    while time.monotonic() < deadline:
-        with counter.get_lock():
-            if counter.value >= requests:
-                break
-            counter.value += 1
-        path = paths[n % len(paths)]
-        n += 1
-        started = time.perf_counter()
-        try:
-            status, timing, body = call(path)
-        except (http.client.HTTPException, OSError) as exc:
-            records.append((started, time.perf_counter(), 0, float("nan"), float("nan"), 0, -1))
-            error = error or f"transport: {exc}"
-            time.sleep(0.01)
-            continue
-        finished = time.perf_counter()
-        app, store = _timing(timing)
-        total = _TOTAL.search(body, 0, 600)
-        records.append((started, finished, status, app, store, len(body), int(total[1]) if total else -1))
-        if not 200 <= status < 300 and not error:
-            error = f"{status} {path}: {body[:300]!r}"
-    cpu = sum(os.times()[:2]) - cpu0
-    if conn is not None:
-        conn.close()
-    results.put((records, cpu, error))
-
-
-@dataclass
-class Run:
-    size: int
-    query: Query
-    clients: int
-    records: list[Record]
-    client_cpu: float
-    window: float
-    server_cpu: float
-    store_cpu: float
-    machine_cpu: float
-    other_top: str
-    error: str
-
-    # -- derived figures -----------------------------------------------------------------
-
-    @property
-    def ok(self) -> list[Record]:
-        return [r for r in self.records if 200 <= r[2] < 300]
-
-    @property
-    def errors(self) -> int:
-        return len(self.records) - len(self.ok)
-
-    @property
-    def rps(self) -> float:
-        ok = self.ok
-        if not ok:
-            return 0.0
-        span = max(r[1] for r in self.records) - min(r[0] for r in self.records)
-        return len(ok) / span if span > 0 else float("nan")
-
-    def latencies(self) -> list[float]:
-        return [(r[1] - r[0]) * 1000 for r in self.ok]
-
-    def ours(self) -> list[float]:
-        return [max(0.0, r[3] - r[4]) for r in self.ok if r[3] == r[3] and r[4] == r[4]]
-
-    def store(self) -> list[float]:
-        return [r[4] for r in self.ok if r[4] == r[4]]
-
-    def totals(self) -> list[int]:
-        return [r[6] for r in self.ok if r[6] >= 0]
-
-    def per_request(self, cpu: float) -> float:
-        return cpu * 1000 / len(self.records) if self.records else float("nan")
-
-    def cores_bench(self) -> float:
-        return (self.server_cpu + self.store_cpu + self.client_cpu) / self.window
-
-    def cores_other(self) -> float:
-        return max(0.0, self.machine_cpu / self.window - self.cores_bench())
-
-
-@dataclass(frozen=True)
-class Skip:
-    size: int
-    query: Query
-    clients: int
-    reason: str
-
-
-def percentile(values: list[float], q: float) -> float:
-    """Nearest rank, as bench/loadgen reports it."""
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    rank = max(1, min(len(ordered), int(-(-q * len(ordered) // 100))))
-    return ordered[rank - 1]
-
-
-def mean(values: list[float]) -> float:
-    return statistics.fmean(values) if values else float("nan")
-
-
-def run_query(
-    port: int,
-    size: int,
-    query: Query,
-    paths: list[str],
-    clients: int,
-    requests: int,
-    max_seconds: float,
-    server: Server,
-    store_pid: int | None,
-    warmup: int,
-) -> Run:
-    ctx = multiprocessing.get_context("fork")
-    counter = ctx.Value("i", 0)
-    barrier = ctx.Barrier(clients + 1)
-    results = ctx.Queue()
-    procs = [
-        ctx.Process(
-            target=_client,
-            args=(
-                port,
-                paths,
-                w * len(paths) // clients,
-                counter,
-                requests,
-                max_seconds,
-                barrier,
-                results,
-                warmup,
-            ),
-            daemon=True,
-        )
-        for w in range(clients)
-    ]
-    try:
-        for proc in procs:
-            proc.start()
-        barrier.wait(timeout=REQUEST_TIMEOUT * (warmup + 1))
-        snap0, machine0, t0 = snapshot(), machine_cpu(), time.monotonic()
-        try:
-            gathered = [results.get(timeout=max_seconds + REQUEST_TIMEOUT + 30) for _ in procs]
-        except queue.Empty as exc:
-            raise BenchError(f"{query.name} x{clients}: a client did not report (crashed?)") from exc
-        t1, machine1, snap1 = time.monotonic(), machine_cpu(), snapshot()
-        for proc in procs:
-            proc.join(timeout=10)
-    except threading.BrokenBarrierError as exc:
-        server.check_alive()
-        raise BenchError(f"{query.name} x{clients}: a client failed during warm-up") from exc
-    finally:
-        for proc in procs:
-            if proc.is_alive():
-                proc.terminate()
-                proc.join(timeout=5)
-    records = [r for got in gathered for r in got[0]]
-    return Run(
-        size=size,
-        query=query,
-        clients=clients,
-        records=records,
-        client_cpu=sum(got[1] for got in gathered),
-        window=t1 - t0,
-        server_cpu=tree_cpu(snap1, server.pid) - tree_cpu(snap0, server.pid),
-        store_cpu=process_cpu(snap1, store_pid) - process_cpu(snap0, store_pid),
-        machine_cpu=machine1 - machine0,
-        other_top=other_processes(snap0, snap1, t1 - t0, store_pid),
-        error=next((got[2] for got in gathered if got[2]), ""),
-    )
-
-
-# --- reporting ------------------------------------------------------------------------------
-
-
-def _num(x: float, digits: int = 1) -> str:
-    return "n/a" if x != x else f"{x:,.{digits}f}"
-
-
-def _size(n: int) -> str:
-    return f"{n // 1000}k" if n % 1000 == 0 else f"{n:,}"
-
-
-def load_table(loads: list[Load]) -> str:
-    lines = [
-        "| size | loaded in this step | Patient / Encounter / Observation / Condition | seconds "
-        "| resources/s | PUT app ms (mean) | PUT store ms (mean) | CPU ms/resource: server | store |",
-        "|---|--:|---|--:|--:|--:|--:|--:|--:|",
-    ]
-    for ld in loads:
-        n = ld.resources or 1
-        split = " / ".join(f"{ld.by_type[t]:,}" for t in TYPES)
-        lines.append(
-            f"| {_size(ld.size)} | {ld.resources:,} | {split} | {ld.seconds:,.1f} | "
-            f"{ld.resources / ld.seconds:,.0f} | {_num(ld.mean_app_ms, 2)} | {_num(ld.mean_store_ms, 2)} | "
-            f"{_num(ld.server_cpu * 1000 / n, 2)} | {_num(ld.store_cpu * 1000 / n, 2)} |"
-        )
-    return "\n".join(lines)
-
-
-def _cell(text: str) -> str:
-    """A table cell: GitHub splits cells on every unescaped bar, also inside code."""
-    return text.replace("|", "\\|")
-
-
-def _matches(run: Run) -> str:
-    totals = run.totals()
-    if not totals:
-        return "n/a"
-    low, high = min(totals), max(totals)
-    middle = statistics.median(totals)
-    return f"{middle:,.0f}" if low == high else f"{middle:,.0f} ({low:,} to {high:,})"
-
-
-def main_table(runs: list[Run], skipped: list[Skip]) -> str:
-    lines = [
-        "| query | clients | requests | rps | p50 ms | p99 ms | ours ms mean | ours ms p99 "
-        "| store ms mean | store ms p99 | matches: median (range) | errors |",
-        "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
-    ]
-    rows: list[Run | Skip] = [*runs, *skipped]
-    order = {q.name: i for i, q in enumerate(QUERIES)}
-    for r in sorted(rows, key=lambda x: (order[x.query.name], x.clients)):
-        if isinstance(r, Skip):
-            lines.append(f"| `{_cell(r.query.template)}` | {r.clients} | skipped: {r.reason} |" + " |" * 9)
-            continue
-        lat, ours, store = r.latencies(), r.ours(), r.store()
-        lines.append(
-            f"| `{_cell(r.query.template)}` | {r.clients} | {len(r.records):,} | {_num(r.rps)} | "
-            f"{_num(percentile(lat, 50), 2)} | {_num(percentile(lat, 99), 2)} | "
-            f"{_num(mean(ours), 2)} | {_num(percentile(ours, 99), 2)} | "
-            f"{_num(mean(store), 2)} | {_num(percentile(store, 99), 2)} | {_matches(r)} | {r.errors} |"
-        )
-    return "\n".join(lines)
-
-
-def detail_table(runs: list[Run]) -> str:
-    lines = [
-        "| query | clients | mean ms | max ms | app ms mean | outside app ms mean | body kB mean "
-        "| CPU ms/req: server | store | clients | cores: bench | other | seconds |",
-        "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
-    ]
-    for r in runs:
-        lat = r.latencies()
-        # Client latency minus the app's own clock: connection, gunicorn (waiting for a free
-        # worker thread), WSGI and Flask outside the request hooks, and the body on the wire.
-        outside = mean([(x[1] - x[0]) * 1000 - x[3] for x in r.ok if x[3] == x[3]])
-        lines.append(
-            f"| {r.query.name} | {r.clients} | {_num(mean(lat), 2)} | "
-            f"{_num(max(lat, default=float('nan')), 2)} | "
-            f"{_num(mean([x[3] for x in r.ok]), 2)} | {_num(outside, 2)} | "
-            f"{_num(mean([x[5] / 1000 for x in r.ok]), 1)} | "
-            f"{_num(r.per_request(r.server_cpu), 2)} | {_num(r.per_request(r.store_cpu), 2)} | "
-            f"{_num(r.per_request(r.client_cpu), 2)} | {_num(r.cores_bench(), 2)} | "
-            f"{_num(r.cores_other(), 2)} | {r.window:,.1f} |"
-        )
-    return "\n".join(lines)
-
-
-def verdict(runs: list[Run], sizes: list[int]) -> str:
-    size = TARGET_SIZE if TARGET_SIZE in sizes else max(sizes)
-    note = "" if size == TARGET_SIZE else f" (not measured at {_size(TARGET_SIZE)}: judged at {_size(size)})"
-    single = [r for r in runs if r.size == size and r.clients == 1]
-    lines = []
-    if not single:
-        return "- targets are judged at 1 client, which this run did not measure"
-    ours = [(r.query, percentile(r.ours(), 99)) for r in single]
-    ok = all(v <= TARGET_OURS_P99_MS for _, v in ours)
-    lines.append(
-        f"- our own share (app - store) p99 ≤ {TARGET_OURS_P99_MS:g} ms per query at "
-        f"{_size(size)}, 1 client{note}: **{'PASS' if ok else 'FAIL'}** ("
-        + ", ".join(f"{q.name} {_num(v, 2)}" for q, v in ours)
-        + ")"
-    )
-    lookups = [(r.query, percentile(r.latencies(), 99)) for r in single if r.query.lookup]
-    ok = bool(lookups) and all(v < TARGET_LOOKUP_P99_MS for _, v in lookups)
-    lines.append(
-        f"- `_id`, identifier and single-reference lookups p99 < {TARGET_LOOKUP_P99_MS:g} ms at "
-        f"{_size(size)}, 1 client{note}: **{'PASS' if ok else 'FAIL'}** ("
-        + ", ".join(f"{q.name} {_num(v, 2)} ms" for q, v in lookups)
-        + ")"
-    )
-    errors = sum(r.errors for r in runs)
-    lines.append(f"- errors (non-2xx or transport) over the run: {errors}")
-    for r in runs:
-        if r.error:
-            lines.append(f"  - {_size(r.size)} {r.query.name} x{r.clients}: {r.error[:300]}")
-    noisy = [r for r in runs if r.cores_other() > NOISE_CORES]
-    if noisy:
-        lines.append(
-            f"- **warning:** processes outside the benchmark used more than {NOISE_CORES} cores during "
-            f"{len(noisy)} of {len(runs)} tests; those figures are disturbed:"
-        )
-        for r in noisy:
-            busiest = f" (busiest: {r.other_top})" if r.other_top else ""
-            lines.append(
-                f"  - {_size(r.size)} {r.query.name} x{r.clients}: {r.cores_other():.2f} cores{busiest}"
-            )
-    return "\n".join(lines)
 
 
 # --- main -----------------------------------------------------------------------------------
@@ -739,7 +206,10 @@ def main(argv: list[str] | None = None) -> int:
                         raise BenchError(f"{query.name}: {first.error or 'no answer'}")
                     probe = first.records[0][1] - first.records[0][0]
                     slow = probe * 2 > args.max_seconds
-                    print(f"  {_size(size):>5} {query.name:<15} first request {probe:.2f} s", file=sys.stderr)
+                    print(
+                        f"  {size_label(size):>5} {query.name:<15} first request {probe:.2f} s",
+                        file=sys.stderr,
+                    )
                     for clients in args.concurrency:
                         server.check_alive()
                         if clients == 1 and slow:
@@ -771,7 +241,7 @@ def main(argv: list[str] | None = None) -> int:
                         runs.append(run)
                         lat, ours = run.latencies(), run.ours()
                         print(
-                            f"  {_size(size):>5} {query.name:<15} x{clients:<2} n={len(run.records):<4} "
+                            f"  {size_label(size):>5} {query.name:<15} x{clients:<2} n={len(run.records):<4} "
                             f"{run.rps:8.1f} rps  p50 {percentile(lat, 50):8.2f}  "
                             f"p99 {percentile(lat, 99):8.2f} ms  ours p99 {percentile(ours, 99):6.2f}  "
                             f"store mean {mean(run.store()):8.2f}  errors {run.errors}"
@@ -813,7 +283,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"- store: {store_text}",
                 f"- gunicorn: {gunicorn_config(settings)}",
                 f"- server: `{server_line}`",
-                f"- data: bench/search_data.py, sizes {', '.join(_size(s) for s in args.sizes)} resources "
+                f"- data: bench/search_data.py, sizes {', '.join(map(size_label, args.sizes))} resources "
                 "(about 15 per patient: 1 Patient, ~2 Encounters, ~10 Observations, ~2 Conditions), "
                 f"loaded with PUT from {args.load_clients} keep-alive connections",
                 f"- queries: up to {args.requests} measured requests per query and client count "
@@ -838,11 +308,12 @@ def main(argv: list[str] | None = None) -> int:
                 selected = [r for r in runs if r.size == size]
                 counts = dict(held)
                 parts += [
-                    f"Queries at {_size(size)} resources ({', '.join(f'{counts[t]:,} {t}' for t in TYPES)}):",
+                    f"Queries at {size_label(size)} resources "
+                    f"({', '.join(f'{counts[t]:,} {t}' for t in TYPES)}):",
                     "",
                     main_table(selected, [k for k in skipped if k.size == size]),
                     "",
-                    f"<details><summary>Details at {_size(size)}: CPU per request and load</summary>",
+                    f"<details><summary>Details at {size_label(size)}: CPU per request and load</summary>",
                     "",
                     detail_table(selected),
                     "",
