@@ -6,7 +6,6 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import mongomock
 import pytest
 
 from conformance.registry import search_parameters
@@ -14,6 +13,7 @@ from fhir_server import outcomes
 from fhir_server.search.fhirpath import compile_expression
 from fhir_server.search.index import IndexEntries
 from fhir_server.search.types import date
+from tests.unit.search.indexed_documents import indexed_collection
 
 CODE = "date"
 
@@ -134,15 +134,8 @@ DOCUMENTS: dict[str, list[Any]] = {
 
 @pytest.fixture(scope="module")
 def collection() -> Iterator[Any]:
-    client: Any = mongomock.MongoClient(tz_aware=True)
-    docs = []
-    for name, nodes in DOCUMENTS.items():
-        out = IndexEntries()
-        date.index(CODE, nodes, out)
-        docs.append({"_id": name, **out.as_fields()})
-    client.db.resources.insert_many(docs)
-    yield client.db.resources
-    client.close()
+    with indexed_collection(CODE, DOCUMENTS, date.index) as resources:
+        yield resources
 
 
 def _select(collection: Any, value: str, **kwargs: Any) -> set[str]:

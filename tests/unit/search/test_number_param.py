@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-import mongomock
 import pytest
 
 from conformance.registry import search_parameters
@@ -13,6 +12,7 @@ from fhir_server import outcomes
 from fhir_server.search.fhirpath import compile_expression
 from fhir_server.search.index import IndexEntries
 from fhir_server.search.types import number
+from tests.unit.search.indexed_documents import indexed_collection
 
 CODE = "probability"
 
@@ -71,15 +71,8 @@ DOCUMENTS: dict[str, list[Any]] = {
 
 @pytest.fixture(scope="module")
 def collection() -> Iterator[Any]:
-    client: Any = mongomock.MongoClient(tz_aware=True)
-    docs = []
-    for name, nodes in DOCUMENTS.items():
-        out = IndexEntries()
-        number.index(CODE, nodes, out)
-        docs.append({"_id": name, **out.as_fields()})
-    client.db.resources.insert_many(docs)
-    yield client.db.resources
-    client.close()
+    with indexed_collection(CODE, DOCUMENTS, number.index) as resources:
+        yield resources
 
 
 def _select(collection: Any, value: str) -> set[str]:
