@@ -34,7 +34,8 @@ def add_store_time(seconds: float) -> None:
 
 
 class VersionClaimed(Exception):
-    """Another writer committed this version number first (optimistic-lock loss)."""
+    """Another writer committed this version number first (optimistic-lock loss), or
+    another transaction holds a claim this one needs: re-read and try again."""
 
 
 class StoreError(Exception):
@@ -82,6 +83,8 @@ class NewVersion:
     previous: StoredVersion | None = None
     # Search index fields (``ix``, ``ir``, ``so``) stored with the version, in the same write.
     index: dict[str, Any] | None = None
+    # A server-assigned random id: nobody else can name it, so no claim is needed to create it.
+    fresh: bool = False
 
 
 @dataclass(frozen=True)
@@ -114,6 +117,18 @@ class Repository(Protocol):
 
     def commit(self, new: NewVersion) -> StoredVersion:
         """Commit one new version; raise :class:`VersionClaimed` if it was taken."""
+
+    def commit_all(
+        self, writes: list[NewVersion], locks: list[str], verify: Callable[[], None] | None = None
+    ) -> list[StoredVersion]:
+        """Commit several new versions as one transaction: all become visible or none.
+
+        ``locks`` name conditional identities (e.g. ``Patient?identifier=s|v``) the
+        transaction creates; a concurrent transaction creating the same identity waits.
+        ``verify`` runs once the locks are held and before the decision (re-check that
+        the identities are still unmatched; raise :class:`VersionClaimed` if not).
+        Raise :class:`VersionClaimed` (after waiting for the other writer to finish) when
+        a version or identity was taken; the caller re-plans and retries."""
 
     def catch_up(self, resource_type: str, id: str) -> StoredVersion | None:
         """Bring the head forward to the newest committed version and return it."""

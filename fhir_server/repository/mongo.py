@@ -64,6 +64,7 @@ from fhir_server.repository.records import (
     replace_or_insert,
     search_doc_of,
 )
+from fhir_server.repository.transactions import TransactionWrites
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -95,7 +96,7 @@ def _store_errors(func: Callable[P, R]) -> Callable[P, R]:
     return wrapper
 
 
-class MongoRepository(HistoryReads):
+class MongoRepository(TransactionWrites, HistoryReads):
     """Thread-safe; one instance per process (pymongo pools connections)."""
 
     def __init__(self, uri: str, database: str, *, timeout_ms: int = 5000) -> None:
@@ -120,6 +121,7 @@ class MongoRepository(HistoryReads):
         self._elem_match: bool | None = None
         self._secondary_indexes: bool | None = None
         self._lock = threading.Lock()
+        self._init_transactions()
 
     # -- collections -------------------------------------------------------------------
 
@@ -174,12 +176,14 @@ class MongoRepository(HistoryReads):
     @_store_errors
     def read(self, resource_type: str, id: str) -> StoredVersion | None:
         record = self._heads(resource_type).find_one({"_id": id})
+        if record is not None and self.unsettled([record]):
+            record = self._heads(resource_type).find_one({"_id": id})
         return None if record is None else from_record(resource_type, record, id)
 
     @_store_errors
     def vread(self, resource_type: str, id: str, version: int) -> StoredVersion | None:
         record = self._versions(resource_type).find_one({"_id": f"{id}/{version}"})
-        if record is not None:
+        if record is not None and self.visible(record):
             return from_record(resource_type, record, id)
         head = self.read(resource_type, id)  # version 1 of a resource never updated
         return head if head is not None and head.version == version else None
@@ -195,12 +199,25 @@ class MongoRepository(HistoryReads):
     ) -> list[StoredVersion]:
         if limit <= 0:
             return []
+        docs = self._search_page(resource_type, mongo_filter, sort, skip, limit)
+        if self.unsettled(docs):  # a transaction was still being applied: read its result
+            docs = self._search_page(resource_type, mongo_filter, sort, skip, limit)
+        return [from_record(resource_type, d) for d in docs]
+
+    def _search_page(
+        self,
+        resource_type: str,
+        mongo_filter: dict[str, Any],
+        sort: list[tuple[str, int]],
+        skip: int,
+        limit: int,
+    ) -> list[dict[str, Any]]:
         ids = mql.required_ids(mongo_filter)
         if ids is not None or not self._store_evaluates(mongo_filter):
             docs = mql.sort_documents(self._evaluate_here(resource_type, mongo_filter, ids), sort)
-            return [from_record(resource_type, d) for d in docs[skip : skip + limit]]
+            return docs[skip : skip + limit]
         cursor = self._search_docs(resource_type).find(current_only(mongo_filter), WITHOUT_INDEX, sort=sort)
-        return [from_record(resource_type, r) for r in cursor.skip(skip).limit(limit)]
+        return list(cursor.skip(skip).limit(limit))
 
     @_store_errors
     def count(self, resource_type: str, mongo_filter: dict[str, Any]) -> int:
@@ -244,9 +261,9 @@ class MongoRepository(HistoryReads):
         # One _id lookup each: the only filter every store answers from its index.
         found = []
         for id in dict.fromkeys(ids):
-            record = self._heads(resource_type).find_one({"_id": id})
-            if record is not None and not record.get("del"):
-                found.append(from_record(resource_type, record, id))
+            stored = self.read(resource_type, id)
+            if stored is not None and not stored.deleted:
+                found.append(stored)
         return found
 
     @_store_errors
@@ -263,10 +280,10 @@ class MongoRepository(HistoryReads):
 
     # -- writes --------------------------------------------------------------------------
 
-    @_store_errors
-    def commit(self, new: NewVersion) -> StoredVersion:
+    def new_record(self, new: NewVersion) -> dict[str, Any]:
+        """The history record of a new version (its other records are cut from it)."""
         last_updated = new.last_updated.replace(microsecond=new.last_updated.microsecond // 1000 * 1000)
-        record: dict[str, Any] = {
+        return {
             "_id": f"{new.id}/{new.version}",
             "id": new.id,
             "v": new.version,
@@ -276,6 +293,16 @@ class MongoRepository(HistoryReads):
             "json": None if new.resource is None else orjson.dumps(new.resource).decode(),
             **(new.index or {}),
         }
+
+    @_store_errors
+    def commit_all(
+        self, writes: list[NewVersion], locks: list[str], verify: Callable[[], None] | None = None
+    ) -> list[StoredVersion]:
+        return self._commit_all(writes, locks, verify)
+
+    @_store_errors
+    def commit(self, new: NewVersion) -> StoredVersion:
+        record = self.new_record(new)
         if new.resource_type not in self._indexed:
             self.ensure_indexes(new.resource_type)
         if new.version == 1:
@@ -321,12 +348,20 @@ class MongoRepository(HistoryReads):
         while True:
             head = self._heads(resource_type).find_one({"_id": id}, projection={"v": 1})
             searchable = self._search_docs(resource_type).find_one({"_id": id}, WITHOUT_INDEX)
+            if searchable is not None and searchable["v"] == 0 and "tx" in searchable:
+                self.settle(searchable["tx"], wait=True)  # a transaction's claim on a new id
+                continue
             head_version = int(head["v"]) if head else 0
             search_version = int(searchable["v"]) if searchable else 0
             version = min(head_version, search_version)
-            newest = None
+            newest, pending = None, None
             while (record := history.find_one({"_id": f"{id}/{version + 1}"})) is not None:
+                if "tx" in record and not self._is_applied(record["tx"]):
+                    pending = record["tx"]
+                    break
                 newest, version = record, version + 1
+            if pending is not None and self.settle(pending, wait=True) is not None:
+                continue  # the transaction is applied or rolled back now: look again
             if newest is not None and int(newest["v"]) >= max(head_version, search_version):
                 self._write_current(resource_type, newest)
                 continue
@@ -344,7 +379,7 @@ class MongoRepository(HistoryReads):
 
     @_store_errors
     def recover(self, since: datetime | None) -> int:
-        repaired = 0
+        repaired = self.recover_transactions()
         for resource_type in self.resource_types_in_use():
             query: dict[str, Any] = {} if since is None else {"lu": {"$gte": since}}
             newest: dict[str, int] = {}
