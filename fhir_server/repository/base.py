@@ -155,8 +155,10 @@ class Repository(Protocol):
     def reindex(self, resource_type: str, compute: Callable[[dict[str, Any]], dict[str, Any]]) -> int:
         """Recompute the search index fields of a type's current resources."""
 
-    def recover(self, since: datetime | None) -> int:
-        """Repair heads left behind by writers that died after their commit point."""
+    def recover(self, since: datetime | None, *, abandon_in_flight: bool = False) -> int:
+        """Repair heads left behind by writers that died after their commit point, and
+        settle their transactions (``abandon_in_flight``: abort undecided ones at once,
+        for a start-up where no other writer can be alive)."""
 
     def ping(self) -> None:
         """Raise :class:`StoreError` unless the store answers."""

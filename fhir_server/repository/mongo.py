@@ -378,8 +378,8 @@ class MongoRepository(TransactionWrites, HistoryReads):
             return self.read(resource_type, id)
 
     @_store_errors
-    def recover(self, since: datetime | None) -> int:
-        repaired = self.recover_transactions()
+    def recover(self, since: datetime | None, *, abandon_in_flight: bool = False) -> int:
+        repaired = self.recover_transactions(abandon=abandon_in_flight)
         for resource_type in self.resource_types_in_use():
             query: dict[str, Any] = {} if since is None else {"lu": {"$gte": since}}
             newest: dict[str, int] = {}

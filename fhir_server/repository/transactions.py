@@ -270,10 +270,11 @@ class TransactionWrites:
     def _is_applied(self, tx: str) -> bool:
         return tx in self._applied
 
-    def settle(self, tx: str, *, wait: bool) -> bool | None:
+    def settle(self, tx: str, *, wait: bool, abandon: bool = False) -> bool | None:
         """Bring a transaction to rest as far as allowed; True if committed (and now
         applied), False if aborted, None if still undecided (only when ``wait`` is False
-        or while its owner's lease runs)."""
+        while its owner's lease runs). ``abandon`` aborts it undecided, lease or not:
+        only for a caller that knows its owner is dead."""
         if self._is_applied(tx):
             return True
         delay = 0.001
@@ -290,7 +291,7 @@ class TransactionWrites:
                 if journal is not None:
                     self._roll_back(tx)
                 return False
-            if datetime.now(UTC) - _aware(journal["at"]) > LEASE:
+            if abandon or datetime.now(UTC) - _aware(journal["at"]) > LEASE:
                 self._decide(tx, committed=False)
                 continue
             if not wait:
@@ -339,13 +340,15 @@ class TransactionWrites:
             stale = True
         return stale
 
-    def recover_transactions(self) -> int:
-        """Settle every transaction a dead process left behind (start-up)."""
+    def recover_transactions(self, *, abandon: bool = False) -> int:
+        """Settle every transaction a dead process left behind (start-up). ``abandon``
+        also aborts undecided ones whose lease still runs: right when no other process
+        can be writing (a single-node start), wrong beside live writers."""
         settled = 0
         journal = self._db[JOURNAL]
         heads = [d["_id"] for d in journal.find({"claims": {"$exists": True}}, {"_id": 1})]
         for tx in heads:
-            if self.settle(tx, wait=False) is not None:
+            if self.settle(tx, wait=False, abandon=abandon) is not None:
                 settled += 1
         cutoff = datetime.now(UTC) - LEASE
         for part in journal.find({"w": {"$exists": True}}, {"tx": 1, "at": 1}):
