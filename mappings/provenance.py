@@ -26,7 +26,7 @@ def provenance(ctx: Context) -> None:
     targets = [{"reference": url} for url in ctx.entries]
     if not targets:
         return
-    recorded = date_time(message.timestamp, ctx.zone, Where("MSH", 7), instant=True)
+    recorded = date_time(_at_least_minutes(message.timestamp), ctx.zone, Where("MSH", 7), instant=True)
     if not recorded:
         raise MappingError(REQUIRED_FIELD_MISSING, "MSH-7 date/time of message is missing", "MSH", 7)
     facility = message.header.get(4) or message.header.get(3)
@@ -65,3 +65,9 @@ def provenance(ctx: Context) -> None:
         ],
     }
     ctx.put_by_id(resource, resource_id("Provenance", ctx.source))
+
+
+def _at_least_minutes(stamp: str) -> str:
+    """MSH-7 sent as a bare date (allowed before v2.5) taken as midnight: ``recorded`` is an instant."""
+    digits = len(stamp) - len(stamp.lstrip("0123456789"))
+    return stamp[:8] + "0000" + stamp[8:] if digits == 8 else stamp

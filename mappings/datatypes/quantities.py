@@ -49,7 +49,7 @@ def quantity(value: int | float, units: dict[str, Any], comparator: str = "") ->
     return q | units
 
 
-_COMPARATORS = {"<": "<", ">": ">", "<=": "<=", ">=": ">=", "<>": "", "=": ""}
+_COMPARATORS = {"": "", "<": "<", ">": ">", "<=": "<=", ">=": ">=", "<>": "", "=": ""}
 
 
 def structured_numeric(field: Field, units: dict[str, Any]) -> tuple[str, Any] | None:
