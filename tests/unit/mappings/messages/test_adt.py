@@ -132,3 +132,23 @@ def test_next_of_kin_allergies_diagnoses_procedures_coverage() -> None:
     coverage = one(b, "Coverage")
     assert coverage["payor"][0]["display"] == "Aetna"
     assert entries(b, "Coverage")[0]["request"]["url"] == "Coverage?identifier=urn:id:GHH|POL-1"
+
+
+def test_provenance_names_the_inbox_record_and_the_sender() -> None:
+    from mappings import Options, parse, to_bundle
+
+    text = "\r".join([msh("ADT^A28^ADT_A05", "M-9"), "EVN|A28", PID])
+    with_inbox = to_bundle(parse(text), Options(inbox_id="inbox-42"))
+    (provenance,) = resources(with_inbox, "Provenance")
+    assert provenance["entity"][0]["what"]["identifier"] == {
+        "system": "urn:interop:hl7v2-inbox",
+        "value": "inbox-42",
+    }
+    assert provenance["agent"][0]["who"]["display"] == "APP|GHH"
+    assert provenance["recorded"] == "2024-03-12T08:30:00+00:00"
+    (without,) = resources(to_bundle(parse(text)), "Provenance")
+    assert without["entity"][0]["what"]["identifier"] == {
+        "system": "urn:hl7v2:message",
+        "value": "APP|GHH#M-9",
+    }
+    assert without["id"] == provenance["id"]
