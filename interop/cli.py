@@ -109,9 +109,8 @@ def run() -> None:
             log.info("using the MongoDB server from INTEROP_MONGODB_URI")
         if not supervisor.stop_requested:
             # The embedded store serves this node alone: nobody else can be mid-transaction.
-            _recover(
-                env["INTEROP_MONGODB_URI"], settings.database, RECOVERY_WINDOW, abandon=not settings.mongodb_uri
-            )
+            single_node = not settings.mongodb_uri
+            _recover(env["INTEROP_MONGODB_URI"], settings.database, RECOVERY_WINDOW, abandon=single_node)
             supervisor.spawn("http", gunicorn_argv(settings), env=env, stop_timeout=HTTP_STOP_TIMEOUT)
         code = supervisor.run()
     sys.exit(code)
