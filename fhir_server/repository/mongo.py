@@ -50,6 +50,7 @@ from fhir_server.repository.base import (
     store_time_depth,
 )
 from fhir_server.repository.history import HistoryReads
+from fhir_server.repository.lookups import LOOKUP_KEYS, Postings, lookup_keys
 from fhir_server.repository.records import (
     HEAD_PREFIX,
     HISTORY_PREFIX,
@@ -122,6 +123,7 @@ class MongoRepository(TransactionWrites, HistoryReads):
         self._secondary_indexes: bool | None = None
         self._lock = threading.Lock()
         self._init_transactions()
+        self._postings = Postings(self._db)
 
     # -- collections -------------------------------------------------------------------
 
@@ -160,6 +162,11 @@ class MongoRepository(TransactionWrites, HistoryReads):
             searchable = self._search_docs(resource_type)
             for name, keys in SEARCH_INDEXES.items():
                 searchable.create_index(keys, name=name)
+        if not self._postings.built(resource_type):
+            # Data written before postings existed: post it once, then searches may use them.
+            for doc in self._search_docs(resource_type).find({"del": False}, {"ix": 1}):
+                self._postings.add(resource_type, str(doc["_id"]), lookup_keys(doc))
+            self._postings.mark_built(resource_type)
         with self._lock:
             self._indexed.add(resource_type)
 
@@ -212,7 +219,7 @@ class MongoRepository(TransactionWrites, HistoryReads):
         skip: int,
         limit: int,
     ) -> list[dict[str, Any]]:
-        ids = mql.required_ids(mongo_filter)
+        ids = self._candidate_ids(resource_type, mongo_filter)
         if ids is not None or not self._store_evaluates(mongo_filter):
             docs = mql.sort_documents(self._evaluate_here(resource_type, mongo_filter, ids), sort)
             return docs[skip : skip + limit]
@@ -221,10 +228,27 @@ class MongoRepository(TransactionWrites, HistoryReads):
 
     @_store_errors
     def count(self, resource_type: str, mongo_filter: dict[str, Any]) -> int:
-        ids = mql.required_ids(mongo_filter)
+        ids = self._candidate_ids(resource_type, mongo_filter)
         if ids is not None or not self._store_evaluates(mongo_filter):
             return len(self._evaluate_here(resource_type, mongo_filter, ids))
         return self._search_docs(resource_type).count_documents(current_only(mongo_filter))
+
+    def _candidate_ids(self, resource_type: str, mongo_filter: dict[str, Any]) -> list[str] | None:
+        """The only ids a filter can match, when it names them or requires an identity
+        key with postings (lookups.py); None when the store must search."""
+        ids = mql.required_ids(mongo_filter)
+        if ids is not None:
+            return ids
+        keys = mql.required_keys(mongo_filter, LOOKUP_KEYS)
+        if keys is None:
+            return None
+        found: list[str] = []
+        for key in keys:
+            posted = self._postings.ids(resource_type, key)
+            if posted is None:
+                return None
+            found += posted
+        return found
 
     def _store_evaluates(self, mongo_filter: dict[str, Any]) -> bool:
         """False when the filter needs ``$elemMatch`` with field conditions and the store
@@ -305,6 +329,7 @@ class MongoRepository(TransactionWrites, HistoryReads):
         record = self.new_record(new)
         if new.resource_type not in self._indexed:
             self.ensure_indexes(new.resource_type)
+        self._postings.add(new.resource_type, new.id, lookup_keys(record))  # before the claim
         if new.version == 1:
             # The searchable record's unique _id is version 1's claim; the head follows.
             try:
@@ -411,6 +436,7 @@ class MongoRepository(TransactionWrites, HistoryReads):
                 fields = compute(orjson.loads(current["json"]))
                 if all(current.get(k) == fields[k] for k in INDEX_FIELDS):
                     break
+                self._postings.add(resource_type, str(doc["_id"]), lookup_keys(fields))
                 collection.update_one({"_id": doc["_id"]}, {"$set": fields})
                 after = collection.find_one({"_id": doc["_id"]}, {"v": 1})
                 if after is not None and after["v"] == current["v"]:

@@ -41,6 +41,7 @@ from pymongo.database import Database
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from fhir_server.repository.base import NewVersion, StoredVersion, VersionClaimed
+from fhir_server.repository.lookups import Postings, lookup_keys
 from fhir_server.repository.records import from_record, head_of, record_of, search_doc_of
 
 JOURNAL = "transactions"
@@ -87,6 +88,8 @@ class TransactionWrites:
     def new_record(self, new: NewVersion) -> dict[str, Any]:
         raise NotImplementedError
 
+    _postings: Postings
+
     # Transactions known to be fully applied (their records need no further check).
     _applied: OrderedDict[str, None]
     _applied_lock: threading.Lock
@@ -111,6 +114,9 @@ class TransactionWrites:
             if kind != "fresh"
         ] + [{"c": LOCKS, "_id": key} for key in locks]
         self._write_journal(tx, writes, kinds, records, claims)
+        for new, record in zip(writes, records, strict=True):
+            self._history(new.resource_type)  # the type's indexes and postings are ready
+            self._postings.add(new.resource_type, new.id, lookup_keys(record))  # before the decision
         conflicts = self._make_claims(tx, writes, kinds, records, locks)
         if conflicts:
             self._decide(tx, committed=False)
