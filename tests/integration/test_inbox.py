@@ -113,7 +113,7 @@ def test_unprocessed_lists_only_messages_without_outcome(inbox: MongoInbox) -> N
 
 def test_list_recent_filters_by_status_and_time(inbox: MongoInbox) -> None:
     now = datetime.now(UTC)
-    old, _ = inbox.receive(intake("old", received=now - timedelta(days=2)))
+    inbox.receive(intake("old", received=now - timedelta(days=2)))
     new, _ = inbox.receive(intake("new", received=now))
     inbox.mark_error(new, "boom")
     assert [r.control_id for r in inbox.list_recent()] == ["new", "old"]
