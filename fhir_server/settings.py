@@ -35,6 +35,7 @@ class Settings:
     base_url_override: str | None = None
     max_body_bytes: int = 16 * 1024 * 1024
     max_bundle_entries: int = 10_000
+    hl7_timezone: str = "UTC"
     log_level: str = "INFO"
     http_workers: int = 4
     history_page_size: int = 50
@@ -123,6 +124,7 @@ class Settings:
             base_url_override=env.get("INTEROP_BASE_URL", "").strip() or None,
             max_body_bytes=integer("INTEROP_MAX_BODY_BYTES", 16 * 1024 * 1024),
             max_bundle_entries=integer("INTEROP_MAX_BUNDLE_ENTRIES", 10_000, 1),
+            hl7_timezone=text("INTEROP_HL7_TIMEZONE", "UTC"),
             log_level=text("INTEROP_LOG_LEVEL", "INFO").upper(),
             http_workers=integer("INTEROP_HTTP_WORKERS", 4, 1, 256),
         )
