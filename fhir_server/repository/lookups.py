@@ -3,7 +3,7 @@
 FerretDB 1.24 answers only ``{_id: x}`` from an index; every other filter scans the
 collection (3 s for ``identifier=`` at 100k patients). Identifier searches run on every
 HL7 message and every conditional create, so for the index keys that name identities
-(``identifier`` as ``system|value`` and as ``value``) each resource also gets a posting
+(``identifier`` as ``system|value``) each resource also gets a posting
 ``lookup_T/{key}#{n}`` → ``id``: slot ``n`` is claimed by inserting it, so concurrent
 writers never lose one (no read-modify-write). A search that requires such a key reads
 the key's slots by ``_id`` until the first free one, fetches those resources by ``_id``
@@ -26,7 +26,9 @@ from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
 
 LOOKUP_PREFIX = "lookup_"
-LOOKUP_KEYS = ("identifier\x1fsc\x1f", "identifier\x1fc\x1f")
+# ``system|value`` only: what conditional operations and HL7 matching send; a value
+# without its system is rarer and is answered by a scan.
+LOOKUP_KEYS = ("identifier\x1fsc\x1f",)
 MAX_POSTINGS = 50
 # Present once every resource of the type has its postings (new types start so; older
 # data is back-filled first): only then may searches trust the postings.
@@ -64,17 +66,15 @@ class Postings:
         for key in keys:
             n = 0
             while n <= MAX_POSTINGS:
-                posting = collection.find_one({"_id": f"{key}#{n}"})
-                if posting is not None:
-                    if posting.get("id") == id:
-                        break  # already posted (an update that kept the identifier)
-                    n += 1
-                    continue
+                # Insert first: a new identity (the common case) costs one round trip.
                 try:
                     collection.insert_one({"_id": f"{key}#{n}", "id": id})
                     break
                 except DuplicateKeyError:
-                    continue  # another writer took slot n just now: look at it again
+                    posting = collection.find_one({"_id": f"{key}#{n}"})
+                    if posting is not None and posting.get("id") == id:
+                        break  # already posted (an update that kept the identifier)
+                    n += 1
 
     def built(self, resource_type: str) -> bool:
         if resource_type in self._built:
