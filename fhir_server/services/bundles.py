@@ -280,7 +280,9 @@ class BundleService:
             except outcomes.FhirError as error:
                 raise _fail(entry, error) from None
 
-        cache: dict[str, str] = {}
+        # Conditional references resolve to this Bundle's own conditional creates and
+        # updates first (a patient Bundle may create the organization it points at).
+        cache = {key: f"{key.split('?', 1)[0]}/{id}" for key, (id, _exists) in conditional.items()}
         for entry, id, fresh in pending:
             try:
                 new = self._version(plan, entry, id, fresh, identities, cache)
@@ -431,8 +433,9 @@ class BundleService:
                 f"Reference '{reference}' names no entry of this Bundle", expression="resource"
             )
         if _CONDITIONAL_REFERENCE.match(reference):
-            if reference not in cache:
-                resource_type, query = reference.split("?", 1)
+            resource_type, query = reference.split("?", 1)
+            key = _normalized(resource_type, query)
+            if key not in cache:
                 check_type(resource_type)
                 matches = self._resources.search_ids(
                     resource_type, parse_query_string(resource_type, query, strict=True)
@@ -443,8 +446,8 @@ class BundleService:
                         f"Conditional reference '{reference}' matched {found}; it must match exactly one",
                         expression="resource",
                     )
-                cache[reference] = f"{resource_type}/{matches[0].id}"
-            return cache[reference]
+                cache[key] = f"{resource_type}/{matches[0].id}"
+            return cache[key]
         return reference
 
     # -- helpers -------------------------------------------------------------------------
@@ -456,8 +459,7 @@ class BundleService:
 
     @staticmethod
     def _identity_key(entry: Entry, query: str) -> str:
-        """One conditional identity, however its criteria are ordered."""
-        return f"{entry.resource_type}?{urlencode(sorted(parse_qsl(query, keep_blank_values=True)))}"
+        return _normalized(entry.resource_type, query)
 
     @staticmethod
     def _id(entry: Entry) -> str:
@@ -466,6 +468,11 @@ class BundleService:
                 f"{entry.method} needs Type/id in request.url", expression="request.url"
             )
         return entry.id
+
+
+def _normalized(resource_type: str, query: str) -> str:
+    """One conditional identity, however its criteria are ordered or escaped."""
+    return f"{resource_type}?{urlencode(sorted(parse_qsl(query, keep_blank_values=True)))}"
 
 
 def _written(result: WriteResult) -> EntryResult:

@@ -441,3 +441,24 @@ def test_recovery_settles_what_a_dead_writer_left(repository: MongoRepository, c
     }
     assert send(client, bundle("transaction", put)).status_code == 200
     assert client.get("/fhir/Patient/u1", headers=headers()).json["meta"]["versionId"] == "1"
+
+
+def test_conditional_reference_to_a_conditional_create_in_the_same_bundle(client: FlaskClient) -> None:
+    """Synthea-style: the patient points at ``Organization?identifier=...`` that the same
+    Bundle creates with ifNoneExist."""
+    org = {"resourceType": "Organization", "identifier": [{"system": "urn:org", "value": "o1"}], "name": "GH"}
+    person = patient(managingOrganization={"reference": "Organization?identifier=urn:org|o1"})
+    body = bundle(
+        "transaction",
+        post(person, urn()),
+        post(org, urn(), ifNoneExist="identifier=urn:org|o1"),
+    )
+    response = send(client, body)
+    assert response.status_code == 200, response.json
+    org_id = response.json["entry"][1]["response"]["location"].split("/")[1]
+    patient_id = response.json["entry"][0]["response"]["location"].split("/")[1]
+    stored = client.get(f"/fhir/Patient/{patient_id}", headers=headers()).json
+    assert stored["managingOrganization"]["reference"] == f"Organization/{org_id}"
+    again = send(client, body)  # now the organization exists: the same one is referenced
+    assert again.status_code == 200
+    assert count(client, "Organization") == 1
