@@ -42,7 +42,9 @@ def create_app(settings: Settings | None = None, *, repository: Repository | Non
                 "INTEROP_MONGODB_URI is not set: start the server with `make run` (embedded store) "
                 "or point it at a MongoDB server"
             )
-        repository = MongoRepository(settings.mongodb_uri, settings.database)
+        repository = MongoRepository(
+            settings.mongodb_uri, settings.database, query_timeout_ms=settings.search_timeout_ms
+        )
 
     app = Flask(__name__)
     app.config["INTEROP_SETTINGS"] = settings

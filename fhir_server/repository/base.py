@@ -38,6 +38,10 @@ class VersionClaimed(Exception):
     another transaction holds a claim this one needs: re-read and try again."""
 
 
+class QueryTooCostly(Exception):
+    """A search ran past the query time limit (INTEROP_SEARCH_TIMEOUT_MS)."""
+
+
 class StoreError(Exception):
     """The store cannot be reached or refused the operation; the caller may retry."""
 

@@ -19,7 +19,7 @@ import contextlib
 import functools
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import Any, ParamSpec, TypeVar
 from uuid import uuid4
@@ -43,6 +43,7 @@ from fhir_server.repository.base import (
     HistoryPage,
     HistoryQuery,
     NewVersion,
+    QueryTooCostly,
     StoredVersion,
     StoreError,
     VersionClaimed,
@@ -82,7 +83,7 @@ def _store_errors(func: Callable[P, R]) -> Callable[P, R]:
         started = time.perf_counter()
         try:
             return func(*args, **kwargs)
-        except (VersionClaimed, StoreError):
+        except (VersionClaimed, StoreError, QueryTooCostly):
             raise
         except (ConnectionFailure, ExecutionTimeout, WTimeoutError) as exc:
             raise StoreError(f"document store unreachable: {exc.__class__.__name__}") from exc
@@ -100,7 +101,10 @@ def _store_errors(func: Callable[P, R]) -> Callable[P, R]:
 class MongoRepository(TransactionWrites, HistoryReads):
     """Thread-safe; one instance per process (pymongo pools connections)."""
 
-    def __init__(self, uri: str, database: str, *, timeout_ms: int = 5000) -> None:
+    def __init__(
+        self, uri: str, database: str, *, timeout_ms: int = 5000, query_timeout_ms: int = 30_000
+    ) -> None:
+        self._query_timeout_ms = query_timeout_ms
         self._alias = f"interop-{uuid4().hex}"
         # mongoengine owns the connection registry; the fixed-schema documents of later
         # components (audit, inbox, clients) share this connection by alias.
@@ -224,14 +228,18 @@ class MongoRepository(TransactionWrites, HistoryReads):
             docs = mql.sort_documents(self._evaluate_here(resource_type, mongo_filter, ids), sort)
             return docs[skip : skip + limit]
         cursor = self._search_docs(resource_type).find(current_only(mongo_filter), WITHOUT_INDEX, sort=sort)
-        return list(cursor.skip(skip).limit(limit))
+        with self._time_limited():
+            return list(cursor.skip(skip).limit(limit).max_time_ms(self._query_timeout_ms))
 
     @_store_errors
     def count(self, resource_type: str, mongo_filter: dict[str, Any]) -> int:
         ids = self._candidate_ids(resource_type, mongo_filter)
         if ids is not None or not self._store_evaluates(mongo_filter):
             return len(self._evaluate_here(resource_type, mongo_filter, ids))
-        return self._search_docs(resource_type).count_documents(current_only(mongo_filter))
+        with self._time_limited():
+            return self._search_docs(resource_type).count_documents(
+                current_only(mongo_filter), maxTimeMS=self._query_timeout_ms
+            )
 
     def _candidate_ids(self, resource_type: str, mongo_filter: dict[str, Any]) -> list[str] | None:
         """The only ids a filter can match, when it names them or requires an identity
@@ -278,7 +286,19 @@ class MongoRepository(TransactionWrites, HistoryReads):
             return [doc for doc in found if doc is not None and mql.matches(wanted, doc)]
         loose = mql.without(mongo_filter, "$elemMatch")
         candidates = self._search_docs(resource_type).find(current_only(loose))
-        return [doc for doc in candidates if mql.matches(mongo_filter, doc)]
+        with self._time_limited():
+            return [
+                doc
+                for doc in candidates.max_time_ms(self._query_timeout_ms)
+                if mql.matches(mongo_filter, doc)
+            ]
+
+    @contextlib.contextmanager
+    def _time_limited(self) -> Iterator[None]:
+        try:
+            yield
+        except ExecutionTimeout as exc:
+            raise QueryTooCostly(f"the search ran past {self._query_timeout_ms} ms") from exc
 
     @_store_errors
     def get_many(self, resource_type: str, ids: list[str]) -> list[StoredVersion]:

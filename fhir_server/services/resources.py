@@ -23,6 +23,7 @@ from fhir_server.repository.base import (
     HistoryPage,
     HistoryQuery,
     NewVersion,
+    QueryTooCostly,
     Repository,
     StoredVersion,
     StoreError,
@@ -509,6 +510,10 @@ class ResourceService:
             return func(*args)
         except StoreError as exc:
             raise _store_unavailable(exc) from exc
+        except QueryTooCostly as exc:
+            raise outcomes.TooCostly(
+                f"The search took too long ({exc}); narrow it with more selective criteria"
+            ) from exc
 
 
 def http_date(value: datetime) -> str:
