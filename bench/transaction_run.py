@@ -42,22 +42,18 @@ from bench.harness import (  # noqa: E402
     FHIR_JSON,
     LOOPBACK,
     BenchError,
-    Server,
     append_report,
     command_line,
-    free_port,
     machine,
     process_cpu,
     sigterm_as_exit,
     snapshot,
     start_bench_store,
+    start_server,
     tear_down,
     tree_cpu,
-    wait_ready,
 )
 from bench.transaction_data import patient_bundle  # noqa: E402
-from fhir_server.settings import Settings  # noqa: E402
-from interop.cli import gunicorn_argv  # noqa: E402
 
 TIMING = re.compile(r"(\w+);dur=([\d.]+)")
 
@@ -128,14 +124,8 @@ def main(argv: list[str] | None = None) -> int:
         with sigterm_as_exit():
             bench_store = start_bench_store(work, stamp, cleanup)
             external_db = bench_store.external
-            port = free_port()
-            env = {**os.environ, "INTEROP_HTTP_PORT": str(port)}
-            settings = Settings.from_env(env)
-            server_argv = gunicorn_argv(settings)
-            print(f"starting the server: {shlex.join(server_argv)}", file=sys.stderr)
-            server = Server("server", server_argv, env, work / "server.log")
-            cleanup.append(server)
-            wait_ready(server, port, "/readyz")
+            running = start_server(work, cleanup)
+            server, port, server_argv = running.server, running.port, running.argv
 
             print(f"generating {args.bundles + 1} Bundles of ~{args.entries} entries ...", file=sys.stderr)
             bodies = [orjson.dumps(patient_bundle(seed, args.entries)) for seed in range(args.bundles + 1)]
