@@ -18,6 +18,7 @@ from typing import Any
 from fhir_server import outcomes
 from fhir_server.repository.base import StoreError
 from fhir_server.repository.mongo import MongoRepository
+from fhir_server.search.request import parse_query_string
 from fhir_server.services.bundles import BundleService, Entry, EntryResult
 from fhir_server.services.resources import ResourceService
 from fhir_server.settings import Settings
@@ -47,12 +48,51 @@ class FhirProcessing:
 
     def __call__(self, message: Message, record: Any) -> ProcessResult:
         bundle = to_bundle(message, Options(timezone=self._timezone, inbox_id=getattr(record, "id", None)))
+        self._keep_location_history(bundle)
         entries = self._entries(bundle)
         results = self._commit(entries)
         produced = [r.stored.key for r in results if r.stored is not None]
         if message.message_type == "ADT" and message.trigger_event == "A40":
             self._repoint_merged(entries, results)
         return ProcessResult(tuple(dict.fromkeys(produced)))
+
+    def _keep_location_history(self, bundle: dict[str, Any]) -> None:
+        """An ADT message names the current (and at most the prior) location; the visit's
+        earlier locations stay on the Encounter, completed, ahead of what the message says."""
+        by_url = {e.get("fullUrl"): e for e in bundle.get("entry") or []}
+        for entry in bundle.get("entry") or []:
+            resource, request = entry.get("resource") or {}, entry.get("request") or {}
+            if resource.get("resourceType") != "Encounter" or "?" not in str(request.get("url", "")):
+                continue
+            current = self._match("Encounter", str(request["url"]).split("?", 1)[1])
+            if current is None or current.resource is None:
+                continue
+            named = {
+                self._resolved(loc.get("location", {}).get("reference"), by_url)
+                for loc in resource.get("location") or []
+            }
+            earlier = [
+                {**loc, "status": "completed"}
+                for loc in current.resource.get("location") or []
+                if loc.get("location", {}).get("reference") not in named
+            ]
+            if earlier:
+                resource["location"] = earlier + list(resource.get("location") or [])
+
+    def _resolved(self, reference: Any, by_url: dict[Any, dict[str, Any]]) -> str | None:
+        """``Location/<id>`` for a Bundle-internal reference to a location that exists."""
+        target = by_url.get(reference)
+        if target is None:
+            return str(reference) if reference else None
+        request = target.get("request") or {}
+        query = request.get("ifNoneExist") or str(request.get("url", "")).partition("?")[2]
+        resource_type = (target.get("resource") or {}).get("resourceType")
+        found = self._match(str(resource_type), str(query)) if query and resource_type else None
+        return None if found is None else found.key
+
+    def _match(self, resource_type: str, query: str) -> Any:
+        matches = self._resources.search_ids(resource_type, parse_query_string(resource_type, query))
+        return matches[0] if len(matches) == 1 else None
 
     def _entries(self, bundle: dict[str, Any]) -> list[Entry]:
         try:
