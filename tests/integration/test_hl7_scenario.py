@@ -18,10 +18,13 @@ from fhir_server.repository.mongo import MongoRepository
 from fhir_server.settings import Settings
 from hl7_listener.client import ack_code
 from hl7_listener.processing import FhirProcessing
-from tests.integration.hl7_helpers import RunningListener, send
 from tests.integration.helpers import headers
+from tests.integration.hl7_helpers import RunningListener, send
 
-PID = "PID|1||PAT77^^^HOSP&2.16.840.1.113883.19.5&ISO^MR||Doe^Jane^Q||19700204|F|||12 Elm St^^Springfield^IL^62701^USA^H"
+PID = (
+    "PID|1||PAT77^^^HOSP&2.16.840.1.113883.19.5&ISO^MR||Doe^Jane^Q||19700204|F|||"
+    "12 Elm St^^Springfield^IL^62701^USA^H"
+)
 
 
 def pv1(visit: str, location: str, *, prior: str = "", discharged: str = "", status: str = "I") -> str:
@@ -49,7 +52,8 @@ def oru(control: str, filler: str, results: list[tuple[str, str, str, str]]) -> 
         PID,
         pv1("V777", "4W^401^A^HOSP"),
         f"ORC|RE|P{filler}^EHR|{filler}^LAB||CM",
-        f"OBR|1|P{filler}^EHR|{filler}^LAB|24323-8^Metabolic panel^LN|||20250301090000|||||||||||||||20250301095500|||F",
+        f"OBR|1|P{filler}^EHR|{filler}^LAB|24323-8^Metabolic panel^LN|||20250301090000"
+        "|||||||||||||||20250301095500|||F",
     ]
     for n, (code, name, value, unit) in enumerate(results, 1):
         segments.append(f"OBX|{n}|NM|{code}^{name}^LN||{value}|{unit}^{unit}^UCUM|||||F|||20250301090000")
