@@ -13,7 +13,6 @@ from collections.abc import Iterator
 import pytest
 from flask.testing import FlaskClient
 
-from fhir_server.repository.inbox import MongoInbox
 from fhir_server.repository.mongo import MongoRepository
 from fhir_server.settings import Settings
 from hl7_listener.client import ack_code
@@ -65,8 +64,6 @@ def listener(settings: Settings, repository: MongoRepository) -> Iterator[Runnin
     assert settings.mongodb_uri
     with RunningListener(settings, FhirProcessing(settings, repository)) as running:
         yield running
-    inbox = MongoInbox(settings.mongodb_uri, settings.database)
-    inbox.close()
 
 
 def total(client: FlaskClient, query: str) -> int:
