@@ -119,6 +119,12 @@ class Handler:
         started = time.perf_counter()
         try:
             reply = await self._handle(payload, remote)
+        except Exception:
+            # A defect must not cost the connection, nor ever become an AA.
+            log.exception("unexpected failure handling a message from %s", remote)
+            self.metrics.errors.labels("internal").inc()
+            detail = ErrorDetail(ack.APPLICATION_INTERNAL_ERROR, "internal error; resend later")
+            reply = _reply(_header_or_minimal(payload), "utf-8", _Result(ack.Outcome.ERROR, [detail]))
         finally:
             self.metrics.processing.observe(time.perf_counter() - started)
         if reply.ack is not None:
@@ -277,6 +283,13 @@ def _check_header(message: Message) -> ErrorDetail | None:
     if message.processing_id and message.processing_id not in PROCESSING_IDS:
         return ErrorDetail(202, f"unsupported processing id {message.processing_id!r}", "MSH", 1, 11)
     return None
+
+
+def _header_or_minimal(payload: bytes) -> Header:
+    try:
+        return Header.from_fields(parse(payload).msh_fields)
+    except Exception:
+        return ack.MINIMAL
 
 
 def _detail(exc: Hl7Error) -> ErrorDetail:
