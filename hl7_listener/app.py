@@ -72,10 +72,11 @@ async def serve(
         inbox, process, executor=executor, close_on_store_error=settings.mllp_on_store_error == "close"
     )
     server = MllpServer(handler, server_config(settings))
+    stop_metrics: Callable[[], None] | None = None
     try:
         await server.start()
         if settings.mllp_metrics_port:
-            handler.metrics.serve(settings.mllp_host, settings.mllp_metrics_port)
+            stop_metrics = handler.metrics.serve(settings.mllp_host, settings.mllp_metrics_port)
         recovery = asyncio.create_task(_recover(handler))
         if ready is not None:
             result = ready(server)
@@ -87,6 +88,8 @@ async def serve(
         recovery.cancel()
         await asyncio.gather(recovery, return_exceptions=True)
     finally:
+        if stop_metrics is not None:
+            stop_metrics()
         executor.shutdown(wait=True, cancel_futures=True)
         inbox.close()
 

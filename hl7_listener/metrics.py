@@ -7,6 +7,8 @@ several listeners in one test process do not collide.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
 
@@ -36,9 +38,16 @@ class Metrics:
         )
         self.connections = Gauge("hl7_open_connections", "Open MLLP connections", registry=self.registry)
 
-    def serve(self, host: str, port: int) -> None:
-        """Expose ``/metrics`` on a port of its own (a daemon thread)."""
-        start_http_server(port, addr=host, registry=self.registry)
+    def serve(self, host: str, port: int) -> Callable[[], None]:
+        """Expose ``/metrics`` on a port of its own (a daemon thread); returns its stop."""
+        server, thread = start_http_server(port, addr=host, registry=self.registry)
+
+        def stop() -> None:
+            server.shutdown()
+            server.server_close()
+            thread.join(5)
+
+        return stop
 
 
 __all__ = ["Metrics"]

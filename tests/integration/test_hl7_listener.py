@@ -357,3 +357,20 @@ def test_metrics_count_received_and_acks(listener: RunningListener) -> None:
     assert 'hl7_messages_received_total{type="ADT^A01"} 1.0' in text
     assert "hl7_processing_seconds_count 2.0" in text
     assert "hl7_open_connections" in text
+
+
+def test_metrics_are_served_over_http(settings: Settings, inbox: MongoInbox) -> None:
+    import urllib.request
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    listener = RunningListener(settings)
+    listener.settings = listener.settings.with_overrides(mllp_metrics_port=port)
+    with listener:
+        send(listener.address, [adt("HTTPM")])
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
+            text = response.read().decode()
+    assert 'hl7_acks_sent_total{code="AA"} 1.0' in text
+    with pytest.raises(ConnectionRefusedError), socket.create_connection(("127.0.0.1", port), timeout=1):
+        pass  # stopped with the listener
