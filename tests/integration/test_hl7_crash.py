@@ -146,6 +146,7 @@ def test_sigkill_loses_no_acknowledged_message(settings: Settings) -> None:
         resources = [d["_id"] for d in db[RESOURCES].find({}, {"_id": 1})]
         assert sorted(resources) == sorted(inbox_id("LAB", "HOSP", c) for c in acked)
         rerun = Counter(d["msg"] for d in db[RERUNS].find({}, {"msg": 1}))
+        print(f"{len(acked)} acknowledged over {listener.generation} listener runs; re-run: {len(rerun)}")
         # Only messages processed when a kill struck, before their outcome was recorded.
         assert len(rerun) <= KILLS * CONNECTIONS, rerun
         assert set(rerun) <= set(resources)
