@@ -41,9 +41,12 @@ def fields(reply: bytes, segment: str) -> list[str]:
 class RunningListener:
     """The real listener (``hl7_listener.app.serve``) on its own event loop thread."""
 
-    def __init__(self, settings: Settings, process: Process = no_processing) -> None:
+    def __init__(
+        self, settings: Settings, process: Process = no_processing, recovery_pause: float = 30.0
+    ) -> None:
         self.settings = settings.with_overrides(mllp_port=0, mllp_metrics_port=0)
         self.process = process
+        self.recovery_pause = recovery_pause
         self.loop = asyncio.new_event_loop()
         self.server: MllpServer | None = None
         self._stop: asyncio.Event | None = None
@@ -77,7 +80,9 @@ class RunningListener:
                 self.server = server
                 self._ready.set()
 
-            await serve(self.settings, self.process, ready=ready, stop=self._stop)
+            await serve(
+                self.settings, self.process, ready=ready, stop=self._stop, recovery_pause=self.recovery_pause
+            )
 
         try:
             self.loop.run_until_complete(main())

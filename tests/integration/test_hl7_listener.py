@@ -374,3 +374,27 @@ def test_metrics_are_served_over_http(settings: Settings, inbox: MongoInbox) -> 
     assert 'hl7_acks_sent_total{code="AA"} 1.0' in text
     with pytest.raises(ConnectionRefusedError), socket.create_connection(("127.0.0.1", port), timeout=1):
         pass  # stopped with the listener
+
+
+def test_processing_deferred_by_a_store_failure_is_retried(settings: Settings, inbox: MongoInbox) -> None:
+    import threading
+
+    from fhir_server.repository.base import StoreError
+
+    calls: list[str] = []
+    retried = threading.Event()
+
+    def process(message: Message, record: InboxRecord) -> ProcessResult:
+        calls.append(message.control_id)
+        if len(calls) == 1:
+            raise StoreError("store went away after the intake")
+        retried.set()
+        return ProcessResult(["Patient/DEF"])
+
+    with RunningListener(settings, process, recovery_pause=0.05) as listener:
+        [reply] = send(listener.address, [adt("DEF", extra="|||AL|AL")])
+        assert fields(reply, "MSA")[1:3] == ["CA", "DEF"]  # committed: the sender will not resend
+        assert retried.wait(30)
+    record = stored(inbox, "DEF")
+    assert (record.status, record.attempts, record.resources) == (PROCESSED, 1, ["Patient/DEF"])
+    assert calls == ["DEF", "DEF"]
