@@ -165,13 +165,14 @@ class Segment:
     ``fields[1]`` is the field separator and ``fields[2]`` the encoding characters.
     """
 
-    __slots__ = ("_delims", "fields", "name", "position")
+    __slots__ = ("_delims", "_reps", "fields", "name", "position")
 
     def __init__(self, fields: list[str], delims: Delimiters, position: int) -> None:
         self.name = fields[0]
         self.fields = fields
         self._delims = delims
         self.position = position
+        self._reps: dict[int, list[Field]] = {}
 
     def __repr__(self) -> str:
         return f"Segment({self.name!r}, position={self.position})"
@@ -190,18 +191,26 @@ class Segment:
         return field <= 2 and self.name == "MSH"
 
     def repetitions(self, field: int) -> list[Field]:
-        """Every repetition of ``field`` (``[]`` when absent or empty)."""
-        raw = self.raw(field)
-        if not raw:
-            return []
-        if self._literal(field):
-            return [Field(raw, None)]
-        d = self._delims
-        return [Field(r, d) for r in raw.split(d.repetition)]
+        """Every repetition of ``field`` (``[]`` when absent or empty); split once, then cached."""
+        return list(self._repetitions(field))
+
+    def _repetitions(self, field: int) -> list[Field]:
+        found = self._reps.get(field)
+        if found is None:
+            raw = self.raw(field)
+            if not raw:
+                found = []
+            elif self._literal(field):
+                found = [Field(raw, None)]
+            else:
+                d = self._delims
+                found = [Field(r, d) for r in raw.split(d.repetition)]
+            self._reps[field] = found
+        return found
 
     def field(self, field: int, rep: int = 0) -> Field:
         """Repetition ``rep`` (0-based) of ``field``; an empty :class:`Field` when absent."""
-        reps = self.repetitions(field)
+        reps = self._repetitions(field)
         if 0 <= rep < len(reps):
             return reps[rep]
         return _EMPTY
