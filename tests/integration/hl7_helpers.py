@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import socket
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
 from typing import Any
@@ -98,6 +99,14 @@ class RunningListener:
             self.loop.call_soon_threadsafe(self._stop.set)
         self._thread.join(60)
         self._done.result(0)
+
+    def wait_for_connections(self, count: int, timeout: float = 30.0) -> None:
+        """Block until the server has exactly ``count`` open connections."""
+        deadline = time.monotonic() + timeout
+        while self.call(lambda: self.server.open_connections if self.server else -1) != count:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"still not {count} open connections")
+            time.sleep(0.01)  # a poll of the condition, not a guess at timing
 
     def call(self, func: Callable[[], Any]) -> Any:
         """Run ``func`` on the listener's loop (to read state safely)."""

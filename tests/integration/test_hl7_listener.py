@@ -249,7 +249,9 @@ def test_connections_over_the_limit_are_refused(settings: Settings, inbox: Mongo
                 async with MllpClient(*listener.address) as third:
                     with pytest.raises((MllpClosed, ConnectionError)):
                         await third.send(adt("L3"))
-            async with MllpClient(*listener.address) as later:  # a slot is free again
+            # The server frees a slot once it has seen the close.
+            await asyncio.get_running_loop().run_in_executor(None, listener.wait_for_connections, 0)
+            async with MllpClient(*listener.address) as later:
                 assert ack_code(await later.send(adt("L4"))) == "AA"
 
         asyncio.run(go())
