@@ -130,7 +130,7 @@ class Handler:
             detail = ErrorDetail(ack.APPLICATION_INTERNAL_ERROR, "internal error; resend later")
             reply = _reply(_header_or_minimal(payload), "utf-8", _Result(ack.Outcome.ERROR, [detail]))
         finally:
-            self.metrics.processing.observe(time.perf_counter() - started)
+            self.metrics.ack_latency.observe(time.perf_counter() - started)
         if reply.ack is not None:
             self.metrics.acks.labels(reply.code).inc()
         return reply
@@ -211,7 +211,8 @@ class Handler:
     async def _run_processing(self, message: Message, record: InboxRecord) -> _Result:
         loop = asyncio.get_running_loop()
         try:
-            produced = await loop.run_in_executor(self._executor, self._process, message, record)
+            with self.metrics.processing.time():
+                produced = await loop.run_in_executor(self._executor, self._process, message, record)
         except StoreError as exc:
             # Stored but not processed: no outcome, so the recovery loop or a resend retries it.
             self.metrics.errors.labels("store").inc()

@@ -30,10 +30,17 @@ class Metrics:
         self.duplicates = Counter(
             "hl7_duplicates", "Messages received again (same sender, MSH-10)", registry=self.registry
         )
+        buckets = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+        self.ack_latency = Histogram(
+            "hl7_ack_latency_seconds",
+            "Time from a complete frame to its ACK (parse, durable intake, processing, outcome)",
+            buckets=buckets,
+            registry=self.registry,
+        )
         self.processing = Histogram(
             "hl7_processing_seconds",
-            "Time from a complete frame to its ACK",
-            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+            "Time the injected processing (mapping and FHIR writes) takes per message",
+            buckets=buckets,
             registry=self.registry,
         )
         self.connections = Gauge("hl7_open_connections", "Open MLLP connections", registry=self.registry)

@@ -357,7 +357,8 @@ def test_metrics_count_received_and_acks(listener: RunningListener) -> None:
     assert 'hl7_acks_sent_total{code="AA"} 1.0' in text
     assert 'hl7_acks_sent_total{code="AR"} 1.0' in text
     assert 'hl7_messages_received_total{type="ADT^A01"} 1.0' in text
-    assert "hl7_processing_seconds_count 2.0" in text
+    assert "hl7_ack_latency_seconds_count 2.0" in text
+    assert "hl7_processing_seconds_count 1.0" in text  # the garbage was never processed
     assert "hl7_open_connections" in text
 
 
