@@ -1,8 +1,9 @@
 """The listener process: settings in, a running MLLP server out, stopped by SIGTERM/SIGINT.
 
 Wires the pieces together (inbox, handler with the injected processing, server, metrics)
-and runs start-up recovery: messages stored by an earlier run but never processed (it
-died in between) are processed in the background while new traffic is already accepted.
+and runs recovery: messages stored by an earlier run but never processed (it died in
+between) are processed in the background while new traffic is already accepted, and so
+are messages whose processing a store failure deferred.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from hl7_listener.server import MllpServer, ServerConfig, tls_context
 log = logging.getLogger(__name__)
 
 WORKER_THREADS = 8
+RECOVERY_PAUSE = 30.0
 
 
 def load_process(spec: str | None) -> Process:
@@ -57,6 +59,7 @@ async def serve(
     *,
     ready: Callable[[MllpServer], Awaitable[None] | None] | None = None,
     stop: asyncio.Event | None = None,
+    recovery_pause: float = RECOVERY_PAUSE,
 ) -> None:
     """Run until ``stop`` is set (or SIGTERM/SIGINT when ``stop`` is None)."""
     if not settings.mongodb_uri:
@@ -72,11 +75,12 @@ async def serve(
         inbox, process, executor=executor, close_on_store_error=settings.mllp_on_store_error == "close"
     )
     server = MllpServer(handler, server_config(settings))
+    stop_metrics: Callable[[], None] | None = None
     try:
         await server.start()
         if settings.mllp_metrics_port:
-            handler.metrics.serve(settings.mllp_host, settings.mllp_metrics_port)
-        recovery = asyncio.create_task(_recover(handler))
+            stop_metrics = handler.metrics.serve(settings.mllp_host, settings.mllp_metrics_port)
+        recovery = asyncio.create_task(_recover(handler, recovery_pause))
         if ready is not None:
             result = ready(server)
             if result is not None:
@@ -87,21 +91,29 @@ async def serve(
         recovery.cancel()
         await asyncio.gather(recovery, return_exceptions=True)
     finally:
+        if stop_metrics is not None:
+            stop_metrics()
         executor.shutdown(wait=True, cancel_futures=True)
         inbox.close()
 
 
-async def _recover(handler: Handler) -> None:
-    """Start-up recovery, retried while the store is unreachable."""
+async def _recover(handler: Handler, pause: float) -> None:
+    """Process stored-but-unprocessed messages: at start-up, then whenever processing was
+    deferred by a store failure (after ``pause`` seconds), retrying while the store is
+    unreachable."""
     delay = 1.0
     while True:
         try:
+            handler.deferred.clear()
             await handler.recover()
-            return
+            delay = 1.0
+            await handler.deferred.wait()
+            await asyncio.sleep(pause)  # let the store come back before scanning
         except Exception as exc:
-            log.warning("start-up recovery failed (%s); retrying in %.0f s", exc, delay)
+            log.warning("recovery of unprocessed messages failed (%s); retrying in %.0f s", exc, delay)
+            handler.deferred.set()
             await asyncio.sleep(delay)
-            delay = min(delay * 2, 30.0)
+            delay = min(delay * 2, max(pause, 1.0))
 
 
 def run(settings: Settings, process: Process = no_processing) -> None:

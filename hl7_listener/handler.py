@@ -87,6 +87,7 @@ class Reply:
 class _Result:
     outcome: ack.Outcome
     errors: list[ErrorDetail] = field(default_factory=list)
+    recorded: bool = True  # False: no outcome stored (a store failure); recovery retries it
 
 
 class Handler:
@@ -113,14 +114,23 @@ class Handler:
         self._in_flight: dict[str, asyncio.Future[_Result]] = {}
         # Ids this process finished recently: recovery skips them (it read its list earlier).
         self._finished: dict[str, None] = {}
+        # Set when a stored message could not be processed for a store failure: the
+        # listener's recovery loop then looks for unprocessed messages again.
+        self.deferred = asyncio.Event()
 
     async def handle(self, payload: bytes, remote: str = "") -> Reply:
         """The reply to one complete frame."""
         started = time.perf_counter()
         try:
             reply = await self._handle(payload, remote)
+        except Exception:
+            # A defect must not cost the connection, nor ever become an AA.
+            log.exception("unexpected failure handling a message from %s", remote)
+            self.metrics.errors.labels("internal").inc()
+            detail = ErrorDetail(ack.APPLICATION_INTERNAL_ERROR, "internal error; resend later")
+            reply = _reply(_header_or_minimal(payload), "utf-8", _Result(ack.Outcome.ERROR, [detail]))
         finally:
-            self.metrics.processing.observe(time.perf_counter() - started)
+            self.metrics.ack_latency.observe(time.perf_counter() - started)
         if reply.ack is not None:
             self.metrics.acks.labels(reply.code).inc()
         return reply
@@ -183,10 +193,14 @@ class Handler:
         try:
             result = await self._run_processing(message, record)
             future.set_result(result)
-            self._finished[record.id] = None
-            if len(self._finished) > FINISHED_MEMORY:
-                del self._finished[next(iter(self._finished))]
+            if result.recorded:
+                self._finished[record.id] = None
+                if len(self._finished) > FINISHED_MEMORY:
+                    del self._finished[next(iter(self._finished))]
             return result
+        except asyncio.CancelledError:
+            future.cancel()
+            raise
         except BaseException as exc:
             future.set_exception(exc)
             future.exception()  # retrieved: waiters get it, nobody else must log it
@@ -197,12 +211,14 @@ class Handler:
     async def _run_processing(self, message: Message, record: InboxRecord) -> _Result:
         loop = asyncio.get_running_loop()
         try:
-            produced = await loop.run_in_executor(self._executor, self._process, message, record)
+            with self.metrics.processing.time():
+                produced = await loop.run_in_executor(self._executor, self._process, message, record)
         except StoreError as exc:
-            # Stored but not processed: no outcome, so start-up recovery or a resend retries it.
+            # Stored but not processed: no outcome, so the recovery loop or a resend retries it.
             self.metrics.errors.labels("store").inc()
+            self.deferred.set()
             detail = ErrorDetail(ack.APPLICATION_INTERNAL_ERROR, f"stored; processing deferred: {exc}")
-            return _Result(ack.Outcome.ERROR, [detail])
+            return _Result(ack.Outcome.ERROR, [detail], recorded=False)
         except Hl7Error as exc:
             self.metrics.errors.labels("processing").inc()
             return await self._record(
@@ -226,11 +242,11 @@ class Handler:
             await self._outcomes.submit(outcome)
         except StoreError as exc:
             # Processed, but the store went away before the outcome was recorded: say AE so
-            # the sender resends; the resend (or start-up recovery) reprocesses idempotently.
+            # the sender resends; the resend (or the recovery loop) reprocesses idempotently.
             self.metrics.errors.labels("store").inc()
-            return _Result(
-                ack.Outcome.ERROR, [ErrorDetail(ack.APPLICATION_INTERNAL_ERROR, f"outcome not stored: {exc}")]
-            )
+            self.deferred.set()
+            detail = ErrorDetail(ack.APPLICATION_INTERNAL_ERROR, f"outcome not stored: {exc}")
+            return _Result(ack.Outcome.ERROR, [detail], recorded=False)
         return result
 
     async def recover(self, since: datetime | None = None) -> int:
@@ -277,6 +293,13 @@ def _check_header(message: Message) -> ErrorDetail | None:
     if message.processing_id and message.processing_id not in PROCESSING_IDS:
         return ErrorDetail(202, f"unsupported processing id {message.processing_id!r}", "MSH", 1, 11)
     return None
+
+
+def _header_or_minimal(payload: bytes) -> Header:
+    try:
+        return Header.from_fields(parse(payload).msh_fields)
+    except Exception:
+        return ack.MINIMAL
 
 
 def _detail(exc: Hl7Error) -> ErrorDetail:

@@ -7,6 +7,8 @@ several listeners in one test process do not collide.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
 
@@ -28,17 +30,31 @@ class Metrics:
         self.duplicates = Counter(
             "hl7_duplicates", "Messages received again (same sender, MSH-10)", registry=self.registry
         )
+        buckets = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+        self.ack_latency = Histogram(
+            "hl7_ack_latency_seconds",
+            "Time from a complete frame to its ACK (parse, durable intake, processing, outcome)",
+            buckets=buckets,
+            registry=self.registry,
+        )
         self.processing = Histogram(
             "hl7_processing_seconds",
-            "Time from a complete frame to its ACK",
-            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+            "Time the injected processing (mapping and FHIR writes) takes per message",
+            buckets=buckets,
             registry=self.registry,
         )
         self.connections = Gauge("hl7_open_connections", "Open MLLP connections", registry=self.registry)
 
-    def serve(self, host: str, port: int) -> None:
-        """Expose ``/metrics`` on a port of its own (a daemon thread)."""
-        start_http_server(port, addr=host, registry=self.registry)
+    def serve(self, host: str, port: int) -> Callable[[], None]:
+        """Expose ``/metrics`` on a port of its own (a daemon thread); returns its stop."""
+        server, thread = start_http_server(port, addr=host, registry=self.registry)
+
+        def stop() -> None:
+            server.shutdown()
+            server.server_close()
+            thread.join(5)
+
+        return stop
 
 
 __all__ = ["Metrics"]

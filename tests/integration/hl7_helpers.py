@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import socket
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
 from typing import Any
@@ -41,9 +42,12 @@ def fields(reply: bytes, segment: str) -> list[str]:
 class RunningListener:
     """The real listener (``hl7_listener.app.serve``) on its own event loop thread."""
 
-    def __init__(self, settings: Settings, process: Process = no_processing) -> None:
+    def __init__(
+        self, settings: Settings, process: Process = no_processing, recovery_pause: float = 30.0
+    ) -> None:
         self.settings = settings.with_overrides(mllp_port=0, mllp_metrics_port=0)
         self.process = process
+        self.recovery_pause = recovery_pause
         self.loop = asyncio.new_event_loop()
         self.server: MllpServer | None = None
         self._stop: asyncio.Event | None = None
@@ -77,7 +81,9 @@ class RunningListener:
                 self.server = server
                 self._ready.set()
 
-            await serve(self.settings, self.process, ready=ready, stop=self._stop)
+            await serve(
+                self.settings, self.process, ready=ready, stop=self._stop, recovery_pause=self.recovery_pause
+            )
 
         try:
             self.loop.run_until_complete(main())
@@ -93,6 +99,14 @@ class RunningListener:
             self.loop.call_soon_threadsafe(self._stop.set)
         self._thread.join(60)
         self._done.result(0)
+
+    def wait_for_connections(self, count: int, timeout: float = 30.0) -> None:
+        """Block until the server has exactly ``count`` open connections."""
+        deadline = time.monotonic() + timeout
+        while self.call(lambda: self.server.open_connections if self.server else -1) != count:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"still not {count} open connections")
+            time.sleep(0.01)  # a poll of the condition, not a guess at timing
 
     def call(self, func: Callable[[], Any]) -> Any:
         """Run ``func`` on the listener's loop (to read state safely)."""

@@ -249,7 +249,9 @@ def test_connections_over_the_limit_are_refused(settings: Settings, inbox: Mongo
                 async with MllpClient(*listener.address) as third:
                     with pytest.raises((MllpClosed, ConnectionError)):
                         await third.send(adt("L3"))
-            async with MllpClient(*listener.address) as later:  # a slot is free again
+            # The server frees a slot once it has seen the close.
+            await asyncio.get_running_loop().run_in_executor(None, listener.wait_for_connections, 0)
+            async with MllpClient(*listener.address) as later:
                 assert ack_code(await later.send(adt("L4"))) == "AA"
 
         asyncio.run(go())
@@ -355,5 +357,47 @@ def test_metrics_count_received_and_acks(listener: RunningListener) -> None:
     assert 'hl7_acks_sent_total{code="AA"} 1.0' in text
     assert 'hl7_acks_sent_total{code="AR"} 1.0' in text
     assert 'hl7_messages_received_total{type="ADT^A01"} 1.0' in text
-    assert "hl7_processing_seconds_count 2.0" in text
+    assert "hl7_ack_latency_seconds_count 2.0" in text
+    assert "hl7_processing_seconds_count 1.0" in text  # the garbage was never processed
     assert "hl7_open_connections" in text
+
+
+def test_metrics_are_served_over_http(settings: Settings, inbox: MongoInbox) -> None:
+    import urllib.request
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    listener = RunningListener(settings)
+    listener.settings = listener.settings.with_overrides(mllp_metrics_port=port)
+    with listener:
+        send(listener.address, [adt("HTTPM")])
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
+            text = response.read().decode()
+    assert 'hl7_acks_sent_total{code="AA"} 1.0' in text
+    with pytest.raises(ConnectionRefusedError), socket.create_connection(("127.0.0.1", port), timeout=1):
+        pass  # stopped with the listener
+
+
+def test_processing_deferred_by_a_store_failure_is_retried(settings: Settings, inbox: MongoInbox) -> None:
+    import threading
+
+    from fhir_server.repository.base import StoreError
+
+    calls: list[str] = []
+    retried = threading.Event()
+
+    def process(message: Message, record: InboxRecord) -> ProcessResult:
+        calls.append(message.control_id)
+        if len(calls) == 1:
+            raise StoreError("store went away after the intake")
+        retried.set()
+        return ProcessResult(["Patient/DEF"])
+
+    with RunningListener(settings, process, recovery_pause=0.05) as listener:
+        [reply] = send(listener.address, [adt("DEF", extra="|||AL|AL")])
+        assert fields(reply, "MSA")[1:3] == ["CA", "DEF"]  # committed: the sender will not resend
+        assert retried.wait(30)
+    record = stored(inbox, "DEF")
+    assert (record.status, record.attempts, record.resources) == (PROCESSED, 1, ["Patient/DEF"])
+    assert calls == ["DEF", "DEF"]

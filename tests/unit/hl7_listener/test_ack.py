@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import hypothesis
+import hypothesis.strategies as st
 import pytest
 
 from hl7_listener import ack
 from hl7_listener.ack import ErrorDetail, Header, Outcome
+from mappings.message import parse
 
 MSH = "MSH|^~\\&|LAB|HOSP^1.2.3^ISO|EHR|MAIN|20240101120000||ORU^R01^ORU_R01|MSG00042|P|2.5.1"
 NOW = datetime(2024, 5, 6, 7, 8, 9, tzinfo=UTC)
@@ -140,3 +143,51 @@ def test_msh15_condition(msh15: str, code: str, sent: bool) -> None:
 
 def test_original_mode_always_answers() -> None:
     assert ack.should_send(header_of(MSH), "AE")
+
+
+_PLAIN = st.text(
+    alphabet=st.characters(blacklist_characters="|^~\\&\r\n", blacklist_categories=("Cs", "Cc")), max_size=12
+)
+
+
+@hypothesis.settings(max_examples=200, deadline=None)
+@hypothesis.given(
+    app=_PLAIN,
+    facility=_PLAIN,
+    receiver=_PLAIN,
+    control_id=_PLAIN.filter(bool),
+    trigger=st.sampled_from(["A01", "A08", "R01", "O21"]),
+    reason=st.text(alphabet=st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=60),
+)
+def test_acks_parse_back_with_our_parser(
+    app: str, facility: str, receiver: str, control_id: str, trigger: str, reason: str
+) -> None:
+    header = Header.from_fields(
+        [
+            "MSH",
+            "|",
+            "^~\\&",
+            app,
+            facility,
+            receiver,
+            "MAIN",
+            "",
+            "",
+            f"ADT^{trigger}",
+            control_id,
+            "P",
+            "2.5",
+        ]
+    )
+    text = ack.build(header, "AE", [ErrorDetail(207, reason, "PID", 1, 3)])
+    parsed = parse(text.encode())
+    assert parsed.sending_application == receiver
+    assert (parsed.receiving_application, parsed.receiving_facility) == (app, facility)
+    assert (parsed.message_type, parsed.trigger_event) == ("ACK", trigger)
+    msa = parsed.segment("MSA")
+    assert msa is not None
+    assert (msa.get(1), msa.get(2)) == ("AE", control_id)
+    err = parsed.segment("ERR")
+    assert err is not None
+    assert err.field(8).text == " ".join(reason.replace("\r", "\n").split("\n"))
+    assert err.get(3) == "207"
