@@ -38,13 +38,20 @@ class Settings:
     http_workers: int = 4
     history_page_size: int = 50
     history_max_page_size: int = 1000
+    # Security (issue 8): TLS for the HTTP server, auth endpoint rate limit, key rotation.
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    auth_rate_per_minute: int = 60
+    key_rotation_hours: int = 24
+    audit: bool = True
 
     @property
     def base_url(self) -> str:
         """Public URL of the server root (without ``/fhir``), no trailing slash."""
         if self.base_url_override:
             return self.base_url_override.rstrip("/")
-        return f"http://{self.http_host}:{self.http_port}"
+        scheme = "https" if self.tls_cert else "http"
+        return f"{scheme}://{self.http_host}:{self.http_port}"
 
     @property
     def fhir_base(self) -> str:
@@ -73,6 +80,10 @@ class Settings:
                 raise SettingsError(f"{name} must be between {low} and {high}, got {value}")
             return value
 
+        tls_cert = env.get("INTEROP_TLS_CERT", "").strip() or None
+        tls_key = env.get("INTEROP_TLS_KEY", "").strip() or None
+        if bool(tls_cert) != bool(tls_key):
+            raise SettingsError("INTEROP_TLS_CERT and INTEROP_TLS_KEY must be set together")
         auth = text("INTEROP_AUTH", "required").lower()
         if auth not in AUTH_MODES:
             raise SettingsError(f"INTEROP_AUTH must be one of {AUTH_MODES}, got {auth!r}")
@@ -90,6 +101,10 @@ class Settings:
             max_bundle_entries=integer("INTEROP_MAX_BUNDLE_ENTRIES", 10_000, 1),
             log_level=text("INTEROP_LOG_LEVEL", "INFO").upper(),
             http_workers=integer("INTEROP_HTTP_WORKERS", 4, 1, 256),
+            tls_cert=Path(tls_cert) if tls_cert else None,
+            tls_key=Path(tls_key) if tls_key else None,
+            auth_rate_per_minute=integer("INTEROP_AUTH_RATE_LIMIT", 60, 1, 100_000),
+            key_rotation_hours=integer("INTEROP_KEY_ROTATION_HOURS", 24, 2, 24 * 365),
         )
 
 
