@@ -23,3 +23,12 @@ def post_worker_init(worker: object) -> None:
     from fhir_server.warmup import warm_up
 
     warm_up()
+
+
+def ssl_context(conf: object, default_ssl_context_factory: object) -> object:
+    """With --certfile/--keyfile (INTEROP_TLS_CERT/KEY): refuse anything older than TLS 1.2."""
+    import ssl
+
+    context = default_ssl_context_factory()  # type: ignore[operator]
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    return context

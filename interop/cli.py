@@ -66,7 +66,15 @@ def gunicorn_argv(settings: Settings) -> list[str]:
         str(settings.http_workers),
         "--config",
         "python:fhir_server.gunicorn_conf",
+        *_tls_argv(settings),
     ]
+
+
+def _tls_argv(settings: Settings) -> list[str]:
+    """HTTPS when INTEROP_TLS_CERT/INTEROP_TLS_KEY are set (TLS 1.2 at least: gunicorn_conf)."""
+    if settings.tls_cert is None or settings.tls_key is None:
+        return []
+    return ["--certfile", str(settings.tls_cert), "--keyfile", str(settings.tls_key)]
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

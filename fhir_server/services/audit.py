@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from fhir_server.repository.base import Repository, StoreError, VersionClaimed
+from fhir_server.repository.base import Repository, StoreError
 from fhir_server.services.access import Access
 from fhir_server.services.resources import ResourceService, format_instant
 
@@ -38,6 +38,7 @@ INTERACTIONS = "http://hl7.org/fhir/restful-interaction"
 AGENT_TYPES = "http://terminology.hl7.org/CodeSystem/v3-ParticipationType"
 ENTITY_TYPES = "http://terminology.hl7.org/CodeSystem/audit-entity-type"
 CLIENT_SYSTEM = "urn:interop:client"
+BATCH = 200  # events stored per pair of inserts
 _ACTIONS = {
     "create": "C",
     "read": "R",
@@ -228,26 +229,36 @@ class AuditTrail:
 
     def _run(self) -> None:
         while True:
-            event = self._queue.get()
+            batch = [self._queue.get()]
+            while len(batch) < BATCH:  # whatever else is waiting goes in the same inserts
+                try:
+                    batch.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            events = [e for e in batch if e is not None]
             try:
-                if event is None:
-                    return
-                self._store(event)
+                self._store(events)
             finally:
-                self._queue.task_done()
+                for _ in batch:
+                    self._queue.task_done()
+            if len(events) < len(batch):
+                return
 
-    def _store(self, event: dict[str, Any]) -> None:
+    def _store(self, events: list[dict[str, Any]]) -> None:
         # Built by the server, so not re-validated; indexed like any resource so it is searchable.
-        for _attempt in range(3):
-            try:
-                new = self._resources.new_version(
-                    "AuditEvent", uuid.uuid4().hex, None, event, "POST", fresh=True
-                )
-                self._repo.commit(new)
-                return
-            except VersionClaimed:
-                continue
-            except (StoreError, RuntimeError) as exc:
-                self.failed += 1
-                log.error("audit event not stored: %s", exc)
-                return
+        if not events:
+            return
+        try:
+            news = [
+                self._resources.new_version("AuditEvent", uuid.uuid4().hex, None, e, "POST", fresh=True)
+                for e in events
+            ]
+            append = getattr(self._repo, "append_new", None)
+            if append is not None:
+                append("AuditEvent", news)
+            else:
+                for new in news:
+                    self._repo.commit(new)
+        except (StoreError, RuntimeError) as exc:
+            self.failed += len(events)
+            log.error("%d audit event(s) not stored: %s", len(events), exc)

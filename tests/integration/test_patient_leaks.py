@@ -62,7 +62,9 @@ def world(secure_client: FlaskClient, mint: Mint) -> World:
         admin,
         {**observation(b, LAB, code="2345-7"), "performer": performer, "identifier": [{"value": "obs-b"}]},
     )
-    obs_b2 = _make(secure_client, admin, {**observation(b, VITALS), "hasMember": [{"reference": f"Observation/{obs_b}"}]})
+    obs_b2 = _make(
+        secure_client, admin, {**observation(b, VITALS), "hasMember": [{"reference": f"Observation/{obs_b}"}]}
+    )
     condition_b = _make(
         secure_client,
         admin,
@@ -102,7 +104,9 @@ def _bundle(kind: str, *requests: dict[str, Any]) -> Attempt:
     def run(client: FlaskClient, headers: dict[str, str], w: World) -> TestResponse:
         entries = []
         for request in requests:
-            request = orjson.loads(orjson.dumps(request).decode().replace("{B}", w.b).replace("{OBS_B}", w.obs_b))
+            request = orjson.loads(
+                orjson.dumps(request).decode().replace("{B}", w.b).replace("{OBS_B}", w.obs_b)
+            )
             entries.append(request)
         body = {"resourceType": "Bundle", "type": kind, "entry": entries}
         return client.post("/fhir", json=body, headers={**headers, **JSON})
@@ -196,7 +200,11 @@ def test_patient_token_cannot_reach_another_patients_data(
     for attempt in READS:
         response = attempt(secure_client, token_a, world)
         request_ids.append(response.headers["X-Request-ID"])
-        assert response.status_code in (200, 403, 404), (attempt.__name__, response.status_code, response.get_json())
+        assert response.status_code in (200, 403, 404), (
+            attempt.__name__,
+            response.status_code,
+            response.get_json(),
+        )
         assert not _leaked(response, world), (attempt.__name__, _leaked(response, world))
     assert len(READS) >= 40
     # A's own data is there
@@ -223,7 +231,11 @@ def test_system_token_sees_what_the_patient_token_cannot(
 def test_paging_links_carry_no_authority(secure_client: FlaskClient, mint: Mint, world: World) -> None:
     system = bearer(mint("system/*.rs"))
     token_a = bearer(mint("patient/*.rs", patient=world.a))
-    for first in ("/fhir/Observation?_count=1", "/fhir/Patient?_count=1&_sort=-_id", "/fhir/Observation?_count=1&_sort=code"):
+    for first in (
+        "/fhir/Observation?_count=1",
+        "/fhir/Patient?_count=1&_sort=-_id",
+        "/fhir/Observation?_count=1&_sort=code",
+    ):
         page = secure_client.get(first, headers=system).get_json()
         links = [link["url"] for link in page["link"] if link["relation"] in ("next", "last", "self")]
         assert any("_offset=1" in url or "_cursor" in url for url in links), links
@@ -240,10 +252,14 @@ def test_patient_writes_stay_in_the_compartment(secure_client: FlaskClient, mint
     attempts = {
         "create for B": secure_client.post("/fhir/Observation", json=observation(world.b), headers=headers),
         "update B's": secure_client.put(
-            f"/fhir/Observation/{world.obs_b}", json={**observation(world.a), "id": world.obs_b}, headers=headers
+            f"/fhir/Observation/{world.obs_b}",
+            json={**observation(world.a), "id": world.obs_b},
+            headers=headers,
         ),
         "move A's to B": secure_client.put(
-            f"/fhir/Observation/{world.obs_a}", json={**observation(world.b), "id": world.obs_a}, headers=headers
+            f"/fhir/Observation/{world.obs_a}",
+            json={**observation(world.b), "id": world.obs_a},
+            headers=headers,
         ),
         "patch B's": secure_client.patch(
             f"/fhir/Observation/{world.obs_b}",
@@ -251,7 +267,9 @@ def test_patient_writes_stay_in_the_compartment(secure_client: FlaskClient, mint
             headers=bearer(token, **{"Content-Type": "application/json-patch+json"}),
         ),
         "delete B's": secure_client.delete(f"/fhir/Observation/{world.obs_b}", headers=headers),
-        "update B": secure_client.put(f"/fhir/Patient/{world.b}", json={**patient(), "id": world.b}, headers=headers),
+        "update B": secure_client.put(
+            f"/fhir/Patient/{world.b}", json={**patient(), "id": world.b}, headers=headers
+        ),
         "conditional update matching B's": secure_client.put(
             "/fhir/Observation?identifier=obs-b", json=observation(world.b), headers=headers
         ),
@@ -266,12 +284,16 @@ def test_patient_writes_stay_in_the_compartment(secure_client: FlaskClient, mint
     assert gone.status_code == 200
     assert secure_client.get(f"/fhir/Observation/{world.obs_b}", headers=admin).status_code == 200
     created = secure_client.post(
-        "/fhir/Observation", json=observation(world.a), headers={**headers, "If-None-Exist": "identifier=obs-b"}
+        "/fhir/Observation",
+        json=observation(world.a),
+        headers={**headers, "If-None-Exist": "identifier=obs-b"},
     )
     assert created.status_code == 201
     assert created.get_json()["id"] != world.obs_b
     # a transaction with one forbidden entry fails whole: the allowed entry is not written
-    before = secure_client.get(f"/fhir/Observation?subject=Patient/{world.a}", headers=admin).get_json()["total"]
+    before = secure_client.get(f"/fhir/Observation?subject=Patient/{world.a}", headers=admin).get_json()[
+        "total"
+    ]
     transaction = {
         "resourceType": "Bundle",
         "type": "transaction",
@@ -283,10 +305,15 @@ def test_patient_writes_stay_in_the_compartment(secure_client: FlaskClient, mint
     refused = secure_client.post("/fhir", json=transaction, headers=headers)
     assert refused.status_code == 403
     assert "Bundle.entry[1]" in refused.get_json()["issue"][0]["expression"][0]
-    after = secure_client.get(f"/fhir/Observation?subject=Patient/{world.a}", headers=admin).get_json()["total"]
+    after = secure_client.get(f"/fhir/Observation?subject=Patient/{world.a}", headers=admin).get_json()[
+        "total"
+    ]
     assert after == before
     # ...and so does one whose read entry asks for a type the token cannot read
-    reads = {**transaction, "entry": [transaction["entry"][0], {"request": {"method": "GET", "url": "Group"}}]}
+    reads = {
+        **transaction,
+        "entry": [transaction["entry"][0], {"request": {"method": "GET", "url": "Group"}}],
+    }
     assert secure_client.post("/fhir", json=reads, headers=headers).status_code == 403
     ok = {**transaction, "entry": [transaction["entry"][0]]}
     assert secure_client.post("/fhir", json=ok, headers=headers).status_code == 200

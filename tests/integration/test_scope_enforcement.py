@@ -10,8 +10,14 @@ from flask.testing import FlaskClient
 from tests.integration.smart import Mint, bearer
 
 JSON = {"Content-Type": "application/fhir+json"}
-LAB = {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/observation-category", "code": "laboratory"}]}
-VITALS = {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/observation-category", "code": "vital-signs"}]}
+LAB = {
+    "coding": [{"system": "http://terminology.hl7.org/CodeSystem/observation-category", "code": "laboratory"}]
+}
+VITALS = {
+    "coding": [
+        {"system": "http://terminology.hl7.org/CodeSystem/observation-category", "code": "vital-signs"}
+    ]
+}
 
 
 def observation(subject: str, category: dict[str, Any] = LAB, code: str = "718-7") -> dict[str, Any]:
@@ -39,8 +45,12 @@ def _interactions(client: FlaskClient, token: str, admin: str) -> dict[str, int]
         "vread": client.get(f"/fhir/Observation/{target}/_history/1", headers=bearer(token)).status_code,
         "search": client.get("/fhir/Observation?code=718-7", headers=bearer(token)).status_code,
         "history": client.get(f"/fhir/Observation/{target}/_history", headers=bearer(token)).status_code,
-        "create": client.post("/fhir/Observation", json=observation("p1"), headers=bearer(token, **JSON)).status_code,
-        "update": client.put(f"/fhir/Observation/{target}", json=body, headers=bearer(token, **JSON)).status_code,
+        "create": client.post(
+            "/fhir/Observation", json=observation("p1"), headers=bearer(token, **JSON)
+        ).status_code,
+        "update": client.put(
+            f"/fhir/Observation/{target}", json=body, headers=bearer(token, **JSON)
+        ).status_code,
         "patch": client.patch(
             f"/fhir/Observation/{target}",
             json=[{"op": "replace", "path": "/status", "value": "amended"}],
@@ -67,7 +77,10 @@ OK = {"read": 200, "vread": 200, "search": 200, "history": 200, "create": 201, "
         ("system/Observation.u", {"update", "patch"}),
         ("system/Observation.d", {"delete"}),
         ("user/*.write", {"create", "update", "patch", "delete"}),
-        ("user/Observation.cruds", {"read", "vread", "search", "history", "create", "update", "patch", "delete"}),
+        (
+            "user/Observation.cruds",
+            {"read", "vread", "search", "history", "create", "update", "patch", "delete"},
+        ),
         ("system/Patient.cruds", set()),
         ("openid fhirUser", set()),
     ],
@@ -94,9 +107,16 @@ def test_v2_scope_query_narrows_reads_searches_and_writes(secure_client: FlaskCl
     found = secure_client.get("/fhir/Observation", headers=bearer(token)).get_json()
     assert [e["resource"]["id"] for e in found["entry"]] == [lab]
     assert found["total"] == 1
-    made = secure_client.post("/fhir/Observation", json=observation("p1", VITALS), headers=bearer(token, **JSON))
+    made = secure_client.post(
+        "/fhir/Observation", json=observation("p1", VITALS), headers=bearer(token, **JSON)
+    )
     assert made.status_code == 403
-    assert secure_client.post("/fhir/Observation", json=observation("p1"), headers=bearer(token, **JSON)).status_code == 201
+    assert (
+        secure_client.post(
+            "/fhir/Observation", json=observation("p1"), headers=bearer(token, **JSON)
+        ).status_code
+        == 201
+    )
 
 
 def test_patient_scope_query_and_compartment_together(secure_client: FlaskClient, mint: Mint) -> None:
@@ -122,7 +142,9 @@ def test_audit_events_are_not_writable_through_the_api(secure_client: FlaskClien
     assert response.status_code == 403
     patient_token = mint("patient/*.rs", patient="pa")
     assert secure_client.get("/fhir/AuditEvent", headers=bearer(patient_token)).status_code == 403
-    assert secure_client.get("/fhir/AuditEvent", headers=bearer(mint("system/AuditEvent.rs"))).status_code == 200
+    assert (
+        secure_client.get("/fhir/AuditEvent", headers=bearer(mint("system/AuditEvent.rs"))).status_code == 200
+    )
 
 
 def test_public_endpoints_need_no_token(secure_client: FlaskClient) -> None:
@@ -137,7 +159,12 @@ def test_public_endpoints_need_no_token(secure_client: FlaskClient) -> None:
     assert config.mimetype == "application/json"
     body = config.get_json()
     assert body["code_challenge_methods_supported"] == ["S256"]
-    assert {"token_endpoint", "authorization_endpoint", "introspection_endpoint", "revocation_endpoint"} <= set(body)
+    assert {
+        "token_endpoint",
+        "authorization_endpoint",
+        "introspection_endpoint",
+        "revocation_endpoint",
+    } <= set(body)
     assert secure_client.get("/healthz").status_code == 200
     assert secure_client.get("/readyz").status_code == 200
 

@@ -23,7 +23,9 @@ def _challenge(verifier: str) -> str:
 
 
 def _app(store: AuthStore) -> str:
-    client, _ = register(store, name="Patient app", scopes="patient/*.rs launch/patient", redirect_uris=(REDIRECT,))
+    client, _ = register(
+        store, name="Patient app", scopes="patient/*.rs launch/patient", redirect_uris=(REDIRECT,)
+    )
     return str(client["_id"])
 
 
@@ -57,7 +59,12 @@ def _code(location: str) -> str:
 
 
 def _exchange(client: FlaskClient, client_id: str, code: str, verifier: str | None):  # type: ignore[no-untyped-def]
-    form = {"grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT, "client_id": client_id}
+    form = {
+        "grant_type": "authorization_code",
+        "code": code,
+        "redirect_uri": REDIRECT,
+        "client_id": client_id,
+    }
     if verifier is not None:
         form["code_verifier"] = verifier
     return client.post("/auth/token", data=form)
@@ -72,7 +79,9 @@ def _seed(secure_client: FlaskClient, mint: Mint) -> str:
     return str(created.get_json()["id"])
 
 
-def test_standalone_launch_issues_a_patient_token(secure_client: FlaskClient, store: AuthStore, mint: Mint) -> None:
+def test_standalone_launch_issues_a_patient_token(
+    secure_client: FlaskClient, store: AuthStore, mint: Mint
+) -> None:
     patient_id = _seed(secure_client, mint)
     create_user(store, "ann", "correct horse", patient=patient_id)
     client_id = _app(store)
@@ -103,7 +112,10 @@ def test_pkce_is_mandatory_and_checked(secure_client: FlaskClient, store: AuthSt
     client_id = _app(store)
     verifier = secrets.token_urlsafe(48)
 
-    for overrides in ({"code_challenge_method": "plain"}, {"code_challenge": "", "code_challenge_method": ""}):
+    for overrides in (
+        {"code_challenge_method": "plain"},
+        {"code_challenge": "", "code_challenge_method": ""},
+    ):
         refused = secure_client.get("/auth/authorize", query_string=_params(client_id, verifier, **overrides))
         assert refused.status_code == 302
         error = parse_qs(urlsplit(refused.headers["Location"]).query)
@@ -114,7 +126,9 @@ def test_pkce_is_mandatory_and_checked(secure_client: FlaskClient, store: AuthSt
     wrong = _exchange(secure_client, client_id, code, secrets.token_urlsafe(48))
     assert wrong.status_code == 400
     assert wrong.get_json()["error"] == "invalid_grant"
-    missing = _exchange(secure_client, client_id, _code(_login(secure_client, _params(client_id, verifier))), None)
+    missing = _exchange(
+        secure_client, client_id, _code(_login(secure_client, _params(client_id, verifier))), None
+    )
     assert missing.status_code == 400
     assert "code_verifier" in missing.get_json()["error_description"]
 
@@ -130,7 +144,8 @@ def test_login_failures_and_unregistered_redirects(secure_client: FlaskClient, s
     assert wrong.status_code == 401
     assert "Wrong username or password" in wrong.get_data(as_text=True)
     denied = secure_client.post(
-        "/auth/authorize", data={**_params(client_id, verifier), "username": "ann", "password": "x", "decision": "deny"}
+        "/auth/authorize",
+        data={**_params(client_id, verifier), "username": "ann", "password": "x", "decision": "deny"},
     )
     assert parse_qs(urlsplit(denied.headers["Location"]).query)["error"] == ["access_denied"]
     # an unregistered redirect URI is never redirected to
@@ -140,11 +155,15 @@ def test_login_failures_and_unregistered_redirects(secure_client: FlaskClient, s
     assert evil.status_code == 400
     assert "Location" not in evil.headers
     assert "<script" not in evil.get_data(as_text=True)
-    wrong_aud = secure_client.get("/auth/authorize", query_string=_params(client_id, verifier, aud="https://x/fhir"))
+    wrong_aud = secure_client.get(
+        "/auth/authorize", query_string=_params(client_id, verifier, aud="https://x/fhir")
+    )
     assert parse_qs(urlsplit(wrong_aud.headers["Location"]).query)["error"] == ["invalid_request"]
 
 
 def test_public_client_cannot_use_client_credentials(secure_client: FlaskClient, store: AuthStore) -> None:
     client_id = _app(store)
-    response = secure_client.post("/auth/token", data={"grant_type": "client_credentials", "client_id": client_id})
+    response = secure_client.post(
+        "/auth/token", data={"grant_type": "client_credentials", "client_id": client_id}
+    )
     assert response.status_code == 401
