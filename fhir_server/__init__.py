@@ -75,6 +75,7 @@ def _install_security(app: Flask, settings: Settings, components: Components) ->
     app.extensions["interop_rate_limiter"] = RateLimiter(settings.auth_rate_per_minute)
     app.register_error_handler(OAuthError, oauth.oauth_error)
     tokens = components.auth.tokens if components.auth is not None else None
-    access.install(app, settings.auth, tokens, components.audit)
+    limiter = RateLimiter(settings.api_rate_per_minute)
+    access.install(app, settings.auth, tokens, components.audit, limiter)
     headers.install(app, tls=settings.tls_cert is not None)
     app.register_blueprint(oauth.oauth)

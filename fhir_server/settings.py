@@ -42,6 +42,7 @@ class Settings:
     tls_cert: Path | None = None
     tls_key: Path | None = None
     auth_rate_per_minute: int = 60
+    api_rate_per_minute: int = 6000
     key_rotation_hours: int = 24
     audit: bool = True
 
@@ -104,6 +105,7 @@ class Settings:
             tls_cert=Path(tls_cert) if tls_cert else None,
             tls_key=Path(tls_key) if tls_key else None,
             auth_rate_per_minute=integer("INTEROP_AUTH_RATE_LIMIT", 60, 1, 100_000),
+            api_rate_per_minute=integer("INTEROP_RATE_LIMIT", 6000, 1, 10_000_000),
             key_rotation_hours=integer("INTEROP_KEY_ROTATION_HOURS", 24, 2, 24 * 365),
         )
 

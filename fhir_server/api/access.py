@@ -18,6 +18,7 @@ from flask import Flask, Response, g, request
 
 from fhir_server import outcomes
 from fhir_server.auth.errors import InvalidToken
+from fhir_server.auth.ratelimit import RateLimiter
 from fhir_server.auth.tokens import Tokens
 from fhir_server.services import access
 from fhir_server.services.audit import AuditTrail, Seen, rest_event
@@ -40,7 +41,11 @@ def _unauthenticated(reason: str) -> outcomes.NotAuthenticated:
 
 
 def install(
-    app: Flask, auth_mode: str, tokens: Tokens | None = None, audit: AuditTrail | None = None
+    app: Flask,
+    auth_mode: str,
+    tokens: Tokens | None = None,
+    audit: AuditTrail | None = None,
+    limiter: RateLimiter | None = None,
 ) -> None:
     if auth_mode == "disabled":
         log.warning("INTEROP_AUTH=disabled: the FHIR API is open to anyone; local development only")
@@ -76,6 +81,12 @@ def install(
         )
         g.access = who
         access.set_current(who)
+        wait = limiter.retry_after(f"api:{who.client_id}") if limiter is not None else 0
+        if wait:
+            raise outcomes.TooManyRequests(
+                f"Client '{who.client_id}' is over its rate limit; retry in {wait} s",
+                headers={"Retry-After": str(wait)},
+            )
 
     @app.teardown_request
     def forget(_error: BaseException | None) -> None:

@@ -167,6 +167,43 @@ def auth_event(
     }
 
 
+def message_event(
+    *,
+    message_type: str,
+    control_id: str,
+    sender: str,
+    remote: str,
+    accepted: bool,
+    when: datetime,
+    patient: str | None = None,
+) -> dict[str, Any]:
+    """The AuditEvent of an HL7 v2 message received over MLLP (for the listener to record)."""
+    code, description = _outcome(200 if accepted else 400)
+    entities: list[dict[str, Any]] = [
+        {
+            "type": {"system": ENTITY_TYPES, "code": "2", "display": "System Object"},
+            "name": control_id,
+            "description": f"HL7 v2 {message_type} (MSH-10 control id)",
+        }
+    ]
+    if patient:
+        entities.append(
+            {"what": {"reference": f"Patient/{patient}"}, "type": {"system": ENTITY_TYPES, "code": "1"}}
+        )
+    return {
+        "resourceType": "AuditEvent",
+        "type": {"system": DICOM, "code": "110106", "display": "Import"},
+        "subtype": [{"system": "urn:interop:hl7v2-message", "code": message_type}],
+        "action": "C",
+        "recorded": format_instant(when),
+        "outcome": code,
+        "outcomeDesc": f"HL7 v2 message {description}",
+        "agent": [_agent(sender, sender, remote)],
+        "source": {"observer": {"display": "interop-server MLLP listener"}},
+        "entity": entities,
+    }
+
+
 class AuditTrail:
     """A bounded queue and one writer thread per process."""
 

@@ -385,6 +385,7 @@ class BundleService:
         """The version an entry writes (None when it changes nothing), with its result."""
         service, resource_type = self._resources, entry.resource_type
         head = None if fresh else service.current(resource_type, id)
+        service.guard_existing(resource_type, id, head, deleting=entry.method == "DELETE")
         if entry.if_match is not None and (head is None or head.version != entry.if_match):
             raise outcomes.PreconditionFailed(
                 f'ifMatch W/"{entry.if_match}" does not match', expression="request"

@@ -177,6 +177,22 @@ class ResourceService:
             return request
         return replace(request, extra_filters=(*request.extra_filters, condition))
 
+    def guard_existing(
+        self, resource_type: str, id: str, head: StoredVersion | None, *, deleting: bool
+    ) -> None:
+        """Refuse to touch a current resource the caller may not change, before anything
+        looks at it (an If-Match, a JSON Patch ``test``) and could tell about its content."""
+        if head is None or head.deleted:
+            return
+        letter = "d" if deleting else "u"
+        condition = access.condition(access.current(), resource_type, letter)
+        if condition is not None and not self._call(
+            self._repo.search, resource_type, {"$and": [{"_id": id}, condition]}, [], 0, 1
+        ):
+            raise access.forbidden(
+                f"{resource_type}/{id} is outside what the access token may {_VERB[letter]}"
+            )
+
     def guard_write(self, new: NewVersion) -> None:
         """Refuse a version the caller may not write: the interaction on the type, the
         current version within reach, and the new content within reach too."""
@@ -511,6 +527,7 @@ class ResourceService:
     ) -> WriteResult:
         for attempt in range(MAX_WRITE_ATTEMPTS):
             head = None if fresh and attempt == 0 else self._call(self._repo.read, resource_type, id)
+            self.guard_existing(resource_type, id, head, deleting=method == "DELETE")
             if if_match is not None and (head is None or head.version != if_match):
                 current = "does not exist" if head is None else f"is at version {head.version}"
                 raise outcomes.PreconditionFailed(

@@ -267,6 +267,43 @@ def test_patient_writes_stay_in_the_compartment(secure_client: FlaskClient, mint
             headers=bearer(token, **{"Content-Type": "application/json-patch+json"}),
         ),
         "delete B's": secure_client.delete(f"/fhir/Observation/{world.obs_b}", headers=headers),
+        "probe B's content with a JSON Patch test (true)": secure_client.patch(
+            f"/fhir/Observation/{world.obs_b}",
+            json=[{"op": "test", "path": "/status", "value": "final"}],
+            headers=bearer(token, **{"Content-Type": "application/json-patch+json"}),
+        ),
+        "probe B's content with a JSON Patch test (false)": secure_client.patch(
+            f"/fhir/Observation/{world.obs_b}",
+            json=[{"op": "test", "path": "/status", "value": "preliminary"}],
+            headers=bearer(token, **{"Content-Type": "application/json-patch+json"}),
+        ),
+        "probe B's version with If-Match": secure_client.delete(
+            f"/fhir/Observation/{world.obs_b}", headers={**headers, "If-Match": 'W/"7"'}
+        ),
+        "probe in a transaction": secure_client.post(
+            "/fhir",
+            json={
+                "resourceType": "Bundle",
+                "type": "transaction",
+                "entry": [
+                    {
+                        "resource": {
+                            "resourceType": "Binary",
+                            "contentType": "application/json-patch+json",
+                            "data": base64.b64encode(
+                                orjson.dumps([{"op": "test", "path": "/status", "value": "preliminary"}])
+                            ).decode(),
+                        },
+                        "request": {
+                            "method": "PATCH",
+                            "url": f"Observation/{world.obs_b}",
+                            "ifMatch": 'W/"9"',
+                        },
+                    }
+                ],
+            },
+            headers=headers,
+        ),
         "update B": secure_client.put(
             f"/fhir/Patient/{world.b}", json={**patient(), "id": world.b}, headers=headers
         ),

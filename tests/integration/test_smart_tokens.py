@@ -238,3 +238,28 @@ def test_token_endpoint_is_rate_limited(secure_app, secure_client: FlaskClient) 
     limited = _token(secure_client, client_id="x", client_secret="y")
     assert limited.status_code == 429
     assert int(limited.headers["Retry-After"]) >= 1
+
+
+def test_api_rate_limit_per_client(settings, repository, mint: Mint) -> None:  # type: ignore[no-untyped-def]
+    from fhir_server import create_app
+
+    app = create_app(
+        settings.with_overrides(auth="required", api_rate_per_minute=3, audit=False), repository=repository
+    )
+    client = app.test_client()
+    token = (
+        app.extensions["interop"]
+        .auth.tokens.issue(subject="s", client_id="busy", scope="system/*.rs", lifetime=timedelta(minutes=5))
+        .token
+    )
+    other = (
+        app.extensions["interop"]
+        .auth.tokens.issue(subject="s", client_id="calm", scope="system/*.rs", lifetime=timedelta(minutes=5))
+        .token
+    )
+    assert [client.get("/fhir/Patient", headers=bearer(token)).status_code for _ in range(3)] == [200] * 3
+    limited = client.get("/fhir/Patient", headers=bearer(token))
+    assert limited.status_code == 429
+    assert int(limited.headers["Retry-After"]) >= 1
+    assert limited.get_json()["issue"][0]["code"] == "throttled"
+    assert client.get("/fhir/Patient", headers=bearer(other)).status_code == 200
