@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 from flask import Flask
 
@@ -11,6 +11,10 @@ from fhir_server.repository.base import Repository
 from fhir_server.services.bundles import BundleService
 from fhir_server.services.resources import ResourceService
 from fhir_server.settings import Settings
+
+if TYPE_CHECKING:
+    from fhir_server.auth.server import AuthServer
+    from fhir_server.services.audit import AuditTrail
 
 
 @dataclass
@@ -21,8 +25,8 @@ class Components:
     repository: Repository
     resources: ResourceService
     bundles: BundleService
-    auth: Any = None  # fhir_server.auth.server.AuthServer, when the store keeps auth data
-    audit: Any = None  # fhir_server.services.audit.AuditTrail
+    auth: AuthServer | None = None  # when the store keeps auth data (MongoDB protocol)
+    audit: AuditTrail | None = None  # with INTEROP_AUTH=required
 
 
 def create_app(settings: Settings | None = None, *, repository: Repository | None = None) -> Flask:

@@ -71,7 +71,10 @@ def oauth_error(error: errors.OAuthError) -> Response:
 
 
 def _throttle() -> None:
-    key = request.form.get("client_id") or request.remote_addr or "-"
+    # Logins are limited per address (so one attacker cannot lock every user of an app out),
+    # the other endpoints per client (or address, without a client id).
+    by_client = request.path != "/auth/authorize" and request.form.get("client_id")
+    key = by_client or request.remote_addr or "-"
     wait = _limiter().retry_after(f"{request.path}:{key}")
     if wait:
         raise errors.too_many_requests(wait)

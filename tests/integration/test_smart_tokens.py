@@ -263,3 +263,40 @@ def test_api_rate_limit_per_client(settings, repository, mint: Mint) -> None:  #
     assert int(limited.headers["Retry-After"]) >= 1
     assert limited.get_json()["issue"][0]["code"] == "throttled"
     assert client.get("/fhir/Patient", headers=bearer(other)).status_code == 200
+
+
+def test_jwks_url_clients_fetch_and_refresh_their_keys(store: AuthStore) -> None:
+    from fhir_server.auth.clients import ClientAuthenticator
+
+    old, new = ec_key(), ec_key()
+    published = {"keys": [old.as_dict(private=False)]}
+    fetched: list[str] = []
+
+    def fetch(url: str) -> dict:  # type: ignore[type-arg]
+        fetched.append(url)
+        return published
+
+    client, _ = register(store, name="remote", scopes="system/*.rs", jwks_url="https://remote.example/jwks")
+    clients = ClientAuthenticator(store, token_url=TOKEN_URL, fetch=fetch)
+    form = {"client_assertion_type": ASSERTION_TYPE}
+    assert clients.authenticate({**form, "client_assertion": assertion(client["_id"], old, TOKEN_URL)}, None)
+    # the client rotates its key: an unknown kid makes the server read the JWKS URL again
+    published = {"keys": [old.as_dict(private=False), new.as_dict(private=False)]}
+    assert clients.authenticate({**form, "client_assertion": assertion(client["_id"], new, TOKEN_URL)}, None)
+    assert fetched == ["https://remote.example/jwks"] * 2
+
+
+def test_auth_events_are_audited(
+    secure_app, secure_client: FlaskClient, store: AuthStore, mint: Mint
+) -> None:  # type: ignore[no-untyped-def]
+    client, secret = register(store, name="app", scopes="system/*.rs", secret=True)
+    issued = _token(secure_client, client_id=client["_id"], client_secret=secret or "")
+    refused = _token(secure_client, client_id=client["_id"], client_secret="wrong")
+    assert (issued.status_code, refused.status_code) == (200, 401)
+    assert secure_app.extensions["interop"].audit.flush(timeout=60)
+    reader = bearer(mint("system/AuditEvent.rs"))
+    events = secure_client.get("/fhir/AuditEvent?subtype=token&_count=50", headers=reader).get_json()["entry"]
+    outcomes = sorted(
+        (e["resource"]["outcome"], e["resource"]["agent"][0]["who"]["identifier"]["value"]) for e in events
+    )
+    assert outcomes == [("0", client["_id"]), ("4", client["_id"])]
