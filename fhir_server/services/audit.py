@@ -20,6 +20,7 @@ import base64
 import logging
 import queue
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -39,6 +40,7 @@ AGENT_TYPES = "http://terminology.hl7.org/CodeSystem/v3-ParticipationType"
 ENTITY_TYPES = "http://terminology.hl7.org/CodeSystem/audit-entity-type"
 CLIENT_SYSTEM = "urn:interop:client"
 BATCH = 200  # events stored per pair of inserts
+LINGER = 0.05  # seconds the writer waits for more events to share a batch (the store's cost is per insert)
 _ACTIONS = {
     "create": "C",
     "read": "R",
@@ -267,9 +269,10 @@ class AuditTrail:
     def _run(self) -> None:
         while True:
             batch = [self._queue.get()]
-            while len(batch) < BATCH:  # whatever else is waiting goes in the same inserts
+            deadline = time.monotonic() + LINGER
+            while len(batch) < BATCH and batch[-1] is not None:  # gather a batch for the same inserts
                 try:
-                    batch.append(self._queue.get_nowait())
+                    batch.append(self._queue.get(timeout=max(0.0, deadline - time.monotonic())))
                 except queue.Empty:
                     break
             events = [e for e in batch if e is not None]
