@@ -403,9 +403,11 @@ def token(scopes: str, patient: str | None, client_id: str, subject: str, minute
     from fhir_server.services.scopes import ScopeError, parse_scopes
 
     try:
-        parse_scopes(scopes)
+        _, rules = parse_scopes(scopes)
     except ScopeError as exc:
         raise click.UsageError(str(exc)) from exc
+    if any(rule.context == "patient" for rule in rules) and not patient:
+        raise click.UsageError("patient/ scopes need --patient (the patient in context)")
     with _auth_store() as (settings, store):
         issued = build_tokens(settings, store).issue(
             subject=subject,

@@ -26,6 +26,9 @@ def test_cli_token_is_accepted_by_the_server(settings: Settings, secure_client: 
     assert secure_client.get("/fhir/Observation", headers=bearer(token)).status_code == 403
     bad = runner.invoke(cli, ["token", "--scopes", "system/Patient.xyz"], env=_env(settings))
     assert bad.exit_code != 0
+    no_patient = runner.invoke(cli, ["token", "--scopes", "patient/*.rs"], env=_env(settings))
+    assert no_patient.exit_code != 0
+    assert "--patient" in no_patient.output
 
 
 def test_cli_creates_clients_and_users(settings: Settings, secure_client: FlaskClient, tmp_path) -> None:  # type: ignore[no-untyped-def]

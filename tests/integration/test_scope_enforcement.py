@@ -176,3 +176,13 @@ def test_security_headers(secure_client: FlaskClient, mint: Mint) -> None:
     denied = secure_client.get("/fhir/Patient")
     assert denied.headers["X-Content-Type-Options"] == "nosniff"
     assert "Traceback" not in denied.get_data(as_text=True)
+
+
+def test_hsts_with_tls(settings, repository) -> None:  # type: ignore[no-untyped-def]
+    from pathlib import Path
+
+    from fhir_server import create_app
+
+    tls = settings.with_overrides(tls_cert=Path("cert.pem"), tls_key=Path("key.pem"), audit=False)
+    response = create_app(tls, repository=repository).test_client().get("/fhir/metadata")
+    assert response.headers["Strict-Transport-Security"].startswith("max-age=")
