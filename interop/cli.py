@@ -164,12 +164,15 @@ RECOVERY_WINDOW = timedelta(hours=24)
 def _recover(uri: str, database: str, window: timedelta | None, *, abandon: bool = False) -> int:
     """Bring forward heads left behind by writers that died after their commit point,
     and settle their transactions (``abandon``: abort the undecided ones at once)."""
+    from fhir_server.repository.auth_store import AuthStore
     from fhir_server.repository.mongo import MongoRepository
 
     repository = MongoRepository(uri, database)
     try:
         since = None if window is None else datetime.now(UTC) - window
         repaired = repository.recover(since, abandon_in_flight=abandon)
+        # Expired revocations, assertion ids and codes: a token past its exp is refused anyway.
+        AuthStore.of(repository).purge_expired(datetime.now(UTC) - timedelta(hours=1))
     finally:
         repository.close()
     if repaired:

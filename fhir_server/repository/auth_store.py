@@ -91,6 +91,15 @@ class AuthStore:
         found = self._call(self._db[REVOKED].find_one, {"_id": jti}, {"_id": 1})
         return found is not None
 
+    def purge_expired(self, now: datetime) -> int:
+        """Forget revocations, used assertion ids and codes whose tokens can no longer be
+        presented anyway (run at start-up: a scan, so not on the request path)."""
+        removed = 0
+        for collection in (REVOKED, USED, CODES):
+            result = self._call(self._db[collection].delete_many, {"exp": {"$lt": now}})
+            removed += int(result.deleted_count)
+        return removed
+
     def claim_once(self, key: str, expires: datetime) -> bool:
         """True the first time ``key`` is claimed (a jti, a code), False on any replay."""
         return self.insert(USED, {"_id": key, "exp": expires})

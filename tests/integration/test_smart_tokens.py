@@ -300,3 +300,14 @@ def test_auth_events_are_audited(
         (e["resource"]["outcome"], e["resource"]["agent"][0]["who"]["identifier"]["value"]) for e in events
     )
     assert outcomes == [("0", client["_id"]), ("4", client["_id"])]
+
+
+def test_expired_auth_records_are_purged(store: AuthStore) -> None:
+    now = datetime.now(UTC)
+    store.revoke("old", now - timedelta(hours=2))
+    store.revoke("live", now + timedelta(minutes=30))
+    assert store.claim_once("jti:c:old", now - timedelta(hours=2))
+    assert store.purge_expired(now) == 2
+    assert not store.is_revoked("old")
+    assert store.is_revoked("live")
+    assert store.claim_once("jti:c:old", now + timedelta(minutes=5))  # forgotten, and expired anyway
