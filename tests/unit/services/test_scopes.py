@@ -122,3 +122,11 @@ def test_acting_as_restores_the_caller() -> None:
     with access.acting_as(access.OPEN):
         assert access.current() is access.OPEN
     assert access.current() is access.SYSTEM
+
+
+def test_a_scope_query_only_narrows_the_types_it_applies_to() -> None:
+    token = _token("system/*.rs?category=laboratory system/Patient.rs")
+    assert access.condition(token, "Patient", "r") is None
+    assert access.condition(token, "Observation", "s") is not None
+    with pytest.raises(outcomes.Forbidden):
+        access.condition(token, "Practitioner", "s")  # no category parameter: the wildcard grants nothing
