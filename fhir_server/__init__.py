@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from flask import Flask
 
@@ -10,6 +11,10 @@ from fhir_server.repository.base import Repository
 from fhir_server.services.bundles import BundleService
 from fhir_server.services.resources import ResourceService
 from fhir_server.settings import Settings
+
+if TYPE_CHECKING:
+    from fhir_server.auth.server import AuthServer
+    from fhir_server.services.audit import AuditTrail
 
 
 @dataclass
@@ -20,13 +25,12 @@ class Components:
     repository: Repository
     resources: ResourceService
     bundles: BundleService
+    auth: AuthServer | None = None  # when the store keeps auth data (MongoDB protocol)
+    audit: AuditTrail | None = None  # with INTEROP_AUTH=required
 
 
 def create_app(settings: Settings | None = None, *, repository: Repository | None = None) -> Flask:
-    from fhir_server.api import (
-        access,
-        bundle_views,  # noqa: F401  (registers POST /fhir on the blueprint)
-    )
+    from fhir_server.api import bundle_views  # noqa: F401  (registers POST /fhir on the blueprint)
     from fhir_server.api.errors import register_error_handlers
     from fhir_server.api.resources import fhir
     from fhir_server.api.system import system
@@ -53,10 +57,31 @@ def create_app(settings: Settings | None = None, *, repository: Repository | Non
     app.url_map.strict_slashes = False
     resources = ResourceService(repository, base_url=settings.fhir_base)
     bundles = BundleService(resources, max_entries=settings.max_bundle_entries, base_url=settings.fhir_base)
-    app.extensions["interop"] = Components(settings, repository, resources, bundles)
+    components = Components(settings, repository, resources, bundles)
+    app.extensions["interop"] = components
     install_request_ids(app)
     register_error_handlers(app)
-    access.install(app, settings.auth)
+    _install_security(app, settings, components)
     app.register_blueprint(system)
     app.register_blueprint(fhir)
     return app
+
+
+def _install_security(app: Flask, settings: Settings, components: Components) -> None:
+    """SMART authorization server, access control, audit trail, security headers (issue 8)."""
+    from fhir_server.api import access, headers, oauth
+    from fhir_server.auth.errors import OAuthError
+    from fhir_server.auth.ratelimit import RateLimiter
+    from fhir_server.auth.wiring import build_auth_server
+    from fhir_server.services.audit import AuditTrail
+
+    if settings.audit and settings.auth == "required":  # disabled: development, nobody is identified
+        components.audit = AuditTrail(components.resources, components.repository)
+    components.auth = build_auth_server(settings, components.repository, components.audit)
+    app.extensions["interop_rate_limiter"] = RateLimiter(settings.auth_rate_per_minute)
+    app.register_error_handler(OAuthError, oauth.oauth_error)
+    tokens = components.auth.tokens if components.auth is not None else None
+    limiter = RateLimiter(settings.api_rate_per_minute)
+    access.install(app, settings.auth, tokens, components.audit, limiter)
+    headers.install(app, tls=settings.tls_cert is not None)
+    app.register_blueprint(oauth.oauth)

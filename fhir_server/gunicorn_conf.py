@@ -23,3 +23,21 @@ def post_worker_init(worker: object) -> None:
     from fhir_server.warmup import warm_up
 
     warm_up()
+
+
+def ssl_context(conf: object, default_ssl_context_factory: object) -> object:
+    """With --certfile/--keyfile (INTEROP_TLS_CERT/KEY): refuse anything older than TLS 1.2."""
+    import ssl
+
+    context = default_ssl_context_factory()  # type: ignore[operator]
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    return context
+
+
+def worker_exit(server: object, worker: object) -> None:
+    """Store the audit events still queued before the worker goes (atexit is the fallback)."""
+    app = getattr(worker, "wsgi", None)
+    components = getattr(app, "extensions", {}).get("interop") if app is not None else None
+    audit = getattr(components, "audit", None)
+    if audit is not None:
+        audit.close()

@@ -148,6 +148,13 @@ class TooCostly(FhirError):
     code = "too-costly"
 
 
+class TooManyRequests(FhirError):
+    """A client over its rate limit (429, with Retry-After)."""
+
+    status = 429
+    code = "throttled"
+
+
 class StoreUnavailable(FhirError):
     """The document store cannot be reached; the request may be retried (503)."""
 

@@ -51,13 +51,21 @@ class Settings:
     mllp_tls_client_ca: Path | None = None
     mllp_metrics_port: int = 2576
     history_max_page_size: int = 1000
+    # Security (issue 8): TLS for the HTTP server, auth endpoint rate limit, key rotation.
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    auth_rate_per_minute: int = 60
+    api_rate_per_minute: int = 6000
+    key_rotation_hours: int = 24
+    audit: bool = True
 
     @property
     def base_url(self) -> str:
         """Public URL of the server root (without ``/fhir``), no trailing slash."""
         if self.base_url_override:
             return self.base_url_override.rstrip("/")
-        return f"http://{self.http_host}:{self.http_port}"
+        scheme = "https" if self.tls_cert else "http"
+        return f"{scheme}://{self.http_host}:{self.http_port}"
 
     @property
     def fhir_base(self) -> str:
@@ -96,6 +104,10 @@ class Settings:
                 ) from exc
             return value
 
+        http_tls_cert = env.get("INTEROP_TLS_CERT", "").strip() or None
+        http_tls_key = env.get("INTEROP_TLS_KEY", "").strip() or None
+        if bool(http_tls_cert) != bool(http_tls_key):
+            raise SettingsError("INTEROP_TLS_CERT and INTEROP_TLS_KEY must be set together")
         auth = text("INTEROP_AUTH", "required").lower()
         if auth not in AUTH_MODES:
             raise SettingsError(f"INTEROP_AUTH must be one of {AUTH_MODES}, got {auth!r}")
@@ -140,6 +152,11 @@ class Settings:
             search_timeout_ms=integer("INTEROP_SEARCH_TIMEOUT_MS", 30_000, 10),
             log_level=text("INTEROP_LOG_LEVEL", "INFO").upper(),
             http_workers=integer("INTEROP_HTTP_WORKERS", 4, 1, 256),
+            tls_cert=Path(http_tls_cert) if http_tls_cert else None,
+            tls_key=Path(http_tls_key) if http_tls_key else None,
+            auth_rate_per_minute=integer("INTEROP_AUTH_RATE_LIMIT", 60, 1, 100_000),
+            api_rate_per_minute=integer("INTEROP_RATE_LIMIT", 6000, 1, 10_000_000),
+            key_rotation_hours=integer("INTEROP_KEY_ROTATION_HOURS", 24, 2, 24 * 365),
         )
 
 

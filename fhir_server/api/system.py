@@ -55,7 +55,40 @@ def metadata() -> Response:
         software_version = version("interop-server")
     except PackageNotFoundError:
         software_version = "0.0.0"
-    return fhir_response(_capability(settings.base_url, software_version))
+    statement = _capability(settings.base_url, software_version)
+    return fhir_response(
+        {**statement, "rest": [{**statement["rest"][0], "security": _security(settings.fhir_base)}]}
+    )
+
+
+def _security(fhir_base: str) -> dict[str, Any]:
+    """``rest.security``: SMART on FHIR, with the OAuth endpoints as the SMART extension says."""
+    from fhir_server.auth.wiring import urls
+
+    endpoints = urls(fhir_base)
+    return {
+        "cors": False,
+        "service": [
+            {
+                "coding": [
+                    {
+                        "system": "http://terminology.hl7.org/CodeSystem/restful-security-service",
+                        "code": "SMART-on-FHIR",
+                    }
+                ],
+                "text": "OAuth2 using SMART-on-FHIR profile (see http://docs.smarthealthit.org)",
+            }
+        ],
+        "extension": [
+            {
+                "url": "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris",
+                "extension": [
+                    {"url": name, "valueUri": endpoints[name]}
+                    for name in ("token", "authorize", "introspect", "revoke")
+                ],
+            }
+        ],
+    }
 
 
 @system.get("/healthz")

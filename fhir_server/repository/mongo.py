@@ -378,6 +378,21 @@ class MongoRepository(TransactionWrites, HistoryReads):
             self.catch_up(new.resource_type, new.id)
         return from_record(new.resource_type, record)
 
+    @_store_errors
+    def append_new(self, resource_type: str, news: list[NewVersion]) -> None:
+        """Store first versions under fresh server-chosen ids, in two batched inserts (for
+        append-only records nobody else can name, such as the audit trail's AuditEvents)."""
+        if not news:
+            return
+        if resource_type not in self._indexed:
+            self.ensure_indexes(resource_type)
+        records = [self.new_record(new) for new in news]
+        assert all(new.version == 1 and new.fresh for new in news)
+        for record in records:
+            self._postings.add(resource_type, record["id"], lookup_keys(record))
+        self._search_docs(resource_type).insert_many([search_doc_of(r) for r in records], ordered=False)
+        self._heads(resource_type).insert_many([head_of(r) for r in records], ordered=False)
+
     def _claimed(self, resource_type: str, id: str, version: int) -> bool:
         found = self._versions(resource_type).find_one({"_id": f"{id}/{version}"}, projection={"_id": 1})
         return found is not None

@@ -24,6 +24,7 @@ import orjson
 from fhir_server import outcomes
 from fhir_server.repository.base import NewVersion, StoredVersion, VersionClaimed
 from fhir_server.search.request import parse_query_string
+from fhir_server.services import access
 from fhir_server.services.resources import ResourceService, WriteResult, check_id, check_type
 
 # The order in which a transaction's entries are processed (FHIR R4, http.html#trules).
@@ -208,6 +209,7 @@ class BundleService:
     def transaction(self, entries: list[Entry], reader: Reader) -> list[EntryResult]:
         """All entries or none. Raises the failing entry's error (its index in the
         OperationOutcome's expression); nothing of the transaction is then visible."""
+        self._check_reads(entries)
         for _attempt in range(MAX_PLAN_ATTEMPTS):
             plan = self._plan(entries)
             try:
@@ -237,6 +239,18 @@ class BundleService:
                     _fail(entry, error)
                     plan.results[entry.index] = EntryResult(error.status, outcome=error.to_outcome())
         return [plan.results[entry.index] for entry in entries]
+
+    def _check_reads(self, entries: list[Entry]) -> None:
+        """A transaction whose read entries ask for a type the caller cannot read fails
+        whole, before anything is written (their results are still filtered later)."""
+        who = access.current()
+        for entry in entries:
+            if entry.method in ("GET", "HEAD"):
+                try:
+                    check_type(entry.resource_type)
+                    access.condition(who, entry.resource_type, "r" if entry.id else "s")
+                except outcomes.FhirError as error:
+                    raise _fail(entry, error) from None
 
     def _plan(self, entries: list[Entry]) -> _Plan:
         plan = _Plan()
@@ -286,6 +300,8 @@ class BundleService:
         for entry, id, fresh in pending:
             try:
                 new = self._version(plan, entry, id, fresh, identities, cache)
+                if new is not None:
+                    self._resources.guard_write(new)
             except outcomes.FhirError as error:
                 raise _fail(entry, error) from None
             if new is None:
@@ -371,6 +387,7 @@ class BundleService:
         """The version an entry writes (None when it changes nothing), with its result."""
         service, resource_type = self._resources, entry.resource_type
         head = None if fresh else service.current(resource_type, id)
+        service.guard_existing(resource_type, id, head, deleting=entry.method == "DELETE")
         if entry.if_match is not None and (head is None or head.version != entry.if_match):
             raise outcomes.PreconditionFailed(
                 f'ifMatch W/"{entry.if_match}" does not match', expression="request"
