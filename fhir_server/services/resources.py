@@ -19,7 +19,6 @@ import jsonpatch
 
 from conformance.registry import patient_compartment
 from fhir_server import outcomes
-from fhir_server.repository import mql
 from fhir_server.repository.base import (
     HistoryPage,
     HistoryQuery,
@@ -38,6 +37,7 @@ from fhir_server.search.includes import Include, referenced
 from fhir_server.search.paging import cursorable, encode_cursor, keyset_condition
 from fhir_server.search.request import SearchParam, SearchRequest, parse
 from fhir_server.services import access
+from fhir_server.services.guard import Guard
 from fhir_server.services.validation import is_resource_type, validate_resource
 
 ID_PATTERN = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
@@ -106,13 +106,14 @@ class ResourceService:
         self._repo = repository
         self._clock = clock
         self._new_id = new_id
+        self._guard = Guard(repository, self._call)
 
     # -- reads ---------------------------------------------------------------------------
 
     def read(self, resource_type: str, id: str) -> StoredVersion:
         check_type(resource_type)
         check_id(id)
-        visible = self._visible(resource_type, id, "r")  # a type out of reach is a 403 first
+        visible = self._guard.visible(resource_type, id, "r")  # a type out of reach is a 403 first
         stored = self._call(self._repo.read, resource_type, id)
         if stored is None or not visible:
             raise outcomes.NotFound(f"{resource_type}/{id} is not known")
@@ -128,7 +129,7 @@ class ResourceService:
         check_id(id)
         if not version.isdigit():
             raise outcomes.NotFound(f"{resource_type}/{id} has no version '{version}'")
-        visible = self._visible(resource_type, id, "r")
+        visible = self._guard.visible(resource_type, id, "r")
         stored = self._call(self._repo.vread, resource_type, id, int(version))
         if stored is None or not visible:
             raise outcomes.NotFound(f"{resource_type}/{id} has no version {version}")
@@ -141,77 +142,21 @@ class ResourceService:
             check_type(query.resource_type)
         if query.id:
             check_id(query.id)
-        self._check_history(query)
+        self._guard.check_history(query)
         page = self._call(self._repo.history, query)
         if query.resource_type and query.id and page.total == 0 and not self._exists_ever(query):
             raise outcomes.NotFound(f"{query.resource_type}/{query.id} is not known")
         return page
 
-    def _check_history(self, query: HistoryQuery) -> None:
-        """Instance history needs read access to the resource; type and system history
-        (which the store cannot filter) need access to every resource they may list."""
-        who = access.current()
-        if query.resource_type and query.id:
-            if not self._visible(query.resource_type, query.id, "r"):
-                raise outcomes.NotFound(f"{query.resource_type}/{query.id} is not known")
-        elif query.resource_type:
-            if access.condition(who, query.resource_type, "s") is not None:
-                raise access.forbidden(
-                    f"{query.resource_type} history needs access to every {query.resource_type}"
-                )
-        elif not access.whole_store(who, "s"):
-            raise access.forbidden("System history needs access to every resource")
-
-    def _visible(self, resource_type: str, id: str, letter: str) -> bool:
-        """Whether the current caller may reach this resource (raises 403 for a type it
-        may not reach at all); costs a lookup only for restricted tokens."""
-        condition = access.condition(access.current(), resource_type, letter)
-        if condition is None:
-            return True
-        found = self._call(self._repo.search, resource_type, {"$and": [{"_id": id}, condition]}, [], 0, 1)
-        return bool(found)
-
-    def _restricted(self, request: SearchRequest, letter: str = "s") -> SearchRequest:
-        """The request with the caller's access condition added to its compiled query."""
-        condition = access.condition(access.current(), request.resource_type, letter)
-        if condition is None:
-            return request
-        return replace(request, extra_filters=(*request.extra_filters, condition))
-
     def guard_existing(
         self, resource_type: str, id: str, head: StoredVersion | None, *, deleting: bool
     ) -> None:
-        """Refuse to touch a current resource the caller may not change, before anything
-        looks at it (an If-Match, a JSON Patch ``test``) and could tell about its content."""
-        if head is None or head.deleted:
-            return
-        letter = "d" if deleting else "u"
-        condition = access.condition(access.current(), resource_type, letter)
-        if condition is not None and not self._call(
-            self._repo.search, resource_type, {"$and": [{"_id": id}, condition]}, [], 0, 1
-        ):
-            raise access.forbidden(
-                f"{resource_type}/{id} is outside what the access token may {_VERB[letter]}"
-            )
+        """Refuse to touch a current resource the caller may not change (services/guard.py)."""
+        self._guard.check_existing(resource_type, id, head, deleting=deleting)
 
     def guard_write(self, new: NewVersion) -> None:
-        """Refuse a version the caller may not write: the interaction on the type, the
-        current version within reach, and the new content within reach too."""
-        head = new.previous
-        exists = head is not None and not head.deleted
-        letter = "d" if new.deleted else ("u" if exists else "c")
-        condition = access.condition(access.current(), new.resource_type, letter)
-        if condition is None:
-            return
-        where = f"{new.resource_type}/{new.id}"
-        if exists and not self._call(
-            self._repo.search, new.resource_type, {"$and": [{"_id": new.id}, condition]}, [], 0, 1
-        ):
-            raise access.forbidden(f"{where} is outside what the access token may {_VERB[letter]}")
-        if not new.deleted and not mql.matches(condition, {"_id": new.id, **(new.index or {})}):
-            raise access.forbidden(
-                f"The new content of {where} would be outside what the access token may write"
-            )
+        """Refuse a version the caller may not write (services/guard.py)."""
+        self._guard.check_write(new)
 
     def _exists_ever(self, query: HistoryQuery) -> bool:
         assert query.resource_type and query.id
@@ -220,7 +165,7 @@ class ResourceService:
     def search(self, request: SearchRequest, *, base_url: str = "") -> SearchResult:
         """One page of current resources matching a request, and the total if asked."""
         check_type(request.resource_type)
-        request = self._resolve_chains(self._restricted(request))
+        request = self._resolve_chains(self._guard.restricted(request))
         compiled = compile_search(request, base_url=base_url)
         count = DEFAULT_PAGE_SIZE if request.count is None else min(request.count, MAX_PAGE_SIZE)
         page_filter, skip = compiled.filter, request.offset
@@ -258,7 +203,7 @@ class ResourceService:
         merged: list[StoredVersion] = []
         total: int | None = 0
         for request in requests:
-            request = self._resolve_chains(self._restricted(request))
+            request = self._resolve_chains(self._guard.restricted(request))
             compiled = compile_search(request, base_url=base_url)
             merged += self._call(
                 self._repo.search, request.resource_type, compiled.filter, compiled.sort, 0, window
@@ -310,7 +255,7 @@ class ResourceService:
             allowed, _ = access.permitted(access.current(), resource_type, "s")
             if not allowed:
                 return []  # the caller cannot search there: nothing there can match
-            inner = self._resolve_chains(self._restricted(parse(resource_type, pairs, strict=True)))
+            inner = self._resolve_chains(self._guard.restricted(parse(resource_type, pairs, strict=True)))
             compiled = compile_search(inner)
             found = self._call(self._repo.search, resource_type, compiled.filter, [("_id", 1)], 0, limit)
             return [(m.resource_type, m.id, m.resource) for m in found]
@@ -390,7 +335,7 @@ class ResourceService:
     ) -> list[StoredVersion]:
         """Up to ``limit`` current resources matching conditional criteria (2 tells 'many')."""
         check_type(resource_type)
-        compiled = compile_search(self._restricted(criteria))
+        compiled = compile_search(self._guard.restricted(criteria))
         return list(self._call(self._repo.search, resource_type, compiled.filter, compiled.sort, 0, limit))
 
     # -- writes --------------------------------------------------------------------------
@@ -609,9 +554,6 @@ class ResourceService:
             raise outcomes.TooCostly(
                 f"The search took too long ({exc}); narrow it with more selective criteria"
             ) from exc
-
-
-_VERB = {"c": "create", "u": "update", "d": "delete"}
 
 
 def http_date(value: datetime) -> str:

@@ -354,6 +354,12 @@ def test_patient_writes_stay_in_the_compartment(secure_client: FlaskClient, mint
     assert secure_client.post("/fhir", json=reads, headers=headers).status_code == 403
     ok = {**transaction, "entry": [transaction["entry"][0]]}
     assert secure_client.post("/fhir", json=ok, headers=headers).status_code == 200
+    # in a batch, each entry is judged alone: the forbidden one is a 403 entry, the other written
+    batch = secure_client.post("/fhir", json={**transaction, "type": "batch"}, headers=headers)
+    assert batch.status_code == 200
+    statuses = [entry["response"]["status"] for entry in batch.get_json()["entry"]]
+    assert statuses[0].startswith("201")
+    assert statuses[1].startswith("403")
 
 
 def _assert_audited(app: Flask, client: FlaskClient, mint: Mint, request_ids: list[str]) -> None:
