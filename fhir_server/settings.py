@@ -7,6 +7,7 @@ This is the only module that reads ``os.environ``; everything else receives a
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
@@ -38,6 +39,8 @@ class Settings:
     http_workers: int = 4
     history_page_size: int = 50
     history_max_page_size: int = 1000
+    # CDS Hooks clients we trust: (issuer, JWKS URL) pairs (INTEROP_CDS_TRUSTED_ISSUERS, a JSON object).
+    cds_trusted_issuers: tuple[tuple[str, str], ...] = ()
 
     @property
     def base_url(self) -> str:
@@ -90,7 +93,24 @@ class Settings:
             max_bundle_entries=integer("INTEROP_MAX_BUNDLE_ENTRIES", 10_000, 1),
             log_level=text("INTEROP_LOG_LEVEL", "INFO").upper(),
             http_workers=integer("INTEROP_HTTP_WORKERS", 4, 1, 256),
+            cds_trusted_issuers=_issuers(env.get("INTEROP_CDS_TRUSTED_ISSUERS", "")),
         )
+
+
+def _issuers(raw: str) -> tuple[tuple[str, str], ...]:
+    """``{"issuer": "jwks url", ...}``: the CDS clients whose signed JWTs we accept."""
+    if not raw.strip():
+        return ()
+    try:
+        value = json.loads(raw)
+    except ValueError as exc:
+        raise SettingsError("INTEROP_CDS_TRUSTED_ISSUERS must be a JSON object") from exc
+    if not isinstance(value, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) and v.startswith(("https://", "http://"))
+        for k, v in value.items()
+    ):
+        raise SettingsError("INTEROP_CDS_TRUSTED_ISSUERS must map each issuer to its JWKS URL")
+    return tuple(sorted(value.items()))
 
 
 __all__ = ["InvalidRequest", "Settings", "SettingsError"]
