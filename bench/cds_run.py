@@ -7,23 +7,20 @@ embedded store in a fresh directory or ``INTEROP_MONGODB_URI`` with a fresh data
    glucose, creatinine, lipids and blood pressure over two years, conditions, medications);
 2. for each patient, runs the services' prefetch templates against ``/fhir`` once, as an
    EHR would before calling (not timed);
-3. calls ``patient-view`` services ``--requests`` times per case from 1 and from 20
-   keep-alive clients, with full prefetch and without prefetch (the service then reads
-   through the shared search service), after a warm-up, and reports p50/p95/p99 latency;
+3. calls ``patient-view`` services with bench/loadgen from 1 and from 20 keep-alive clients,
+   with full prefetch and without prefetch (the service then reads through the shared
+   search service), after a warm-up, and reports p50/p95/p99 latency and calls/s;
 4. appends a dated section to docs/benchmarks.md.
 """
 
 from __future__ import annotations
 
 import argparse
-import http.client
 import os
 import random
 import shlex
 import sys
 import tempfile
-import threading
-import time
 import uuid
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -49,6 +46,7 @@ from bench.harness import (  # noqa: E402
     tear_down,
     wait_ready,
 )
+from bench.loadgen_runs import build_loadgen, run_loadgen  # noqa: E402
 from fhir_server.settings import Settings  # noqa: E402
 from interop.cli import gunicorn_argv  # noqa: E402
 
@@ -124,7 +122,7 @@ def prefetch(port: int, templates: dict[str, str], pid: str) -> dict[str, Any]:
     found: dict[str, Any] = {}
     for key, template in templates.items():
         query = template.replace("{{context.patientId}}", pid)
-        status, _, body = http_request(port, "GET", "/fhir/" + query, timeout=30)
+        status, _, body = http_request(port, "GET", "/fhir/" + query, timeout=120)
         found[key] = orjson.loads(body) if status == 200 else None
     return found
 
@@ -140,50 +138,23 @@ def hook_body(pid: str, prefetched: dict[str, Any] | None) -> bytes:
     return orjson.dumps(body)
 
 
-def run_case(port: int, service: str, bodies: list[bytes], clients: int) -> list[float]:
-    """Latency (s) of each call; every client on its own keep-alive connection."""
-    latencies: list[float] = []
-    lock = threading.Lock()
-    queue = list(enumerate(bodies))
-    errors: list[str] = []
-
-    def worker() -> None:
-        conn = http.client.HTTPConnection(LOOPBACK, port, timeout=60)
-        mine: list[float] = []
-        while True:
-            with lock:
-                if not queue:
-                    break
-                _, body = queue.pop()
-            t0 = time.perf_counter()
-            conn.request("POST", f"/cds-services/{service}", body, {"Content-Type": "application/json"})
-            response = conn.getresponse()
-            response.read()
-            mine.append(time.perf_counter() - t0)
-            if response.status != 200:
-                errors.append(f"{response.status}")
-        conn.close()
-        with lock:
-            latencies.extend(mine)
-
-    threads = [threading.Thread(target=worker) for _ in range(clients)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    if errors:
-        raise RuntimeError(f"{len(errors)} failed calls, e.g. {errors[:3]}")
-    return sorted(latencies)
-
-
-def pct(values: list[float], q: float) -> float:
-    return values[min(len(values) - 1, int(len(values) * q))] * 1000
+def row_text(service: str, mode: str, clients: int, r: dict[str, Any], size: int) -> str:
+    calls = f"{r['ok']} ({r['errors']})" if r["errors"] else str(r["ok"])
+    if not r["ok"]:
+        return f"| {service} | {mode} | {clients} | {calls} | - | - | - | 0 | - | {size:,} B |"
+    store = r.get("mean_store_ms")
+    share = f"{store / r['mean_latency_ms']:.0%}" if store is not None and r["mean_latency_ms"] else "n/a"
+    return (
+        f"| {service} | {mode} | {clients} | {calls} | {r['p50_ms']:.1f} ms | {r['p95_ms']:.1f} ms "
+        f"| {r['p99_ms']:.1f} ms | {r['throughput_rps']:.1f} | {share} | {size:,} B |"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--patients", type=int, default=200)
-    parser.add_argument("--requests", type=int, default=400, help="calls per case")
+    parser.add_argument("--duration", type=float, default=10.0, help="seconds measured per case")
+    parser.add_argument("--warmup", type=float, default=2.0, help="seconds of warm-up per case")
     args = parser.parse_args(argv)
     started_at = datetime.now(UTC)
     stamp = started_at.strftime("%Y%m%dT%H%M%SZ")
@@ -205,24 +176,30 @@ def main(argv: list[str] | None = None) -> int:
             load(port, args.patients)
             _, _, raw = http_request(port, "GET", "/cds-services")
             templates = {s["id"]: s["prefetch"] for s in orjson.loads(raw)["services"]}
-            pids = [f"cds-bench-{i}" for i in range(args.patients)]
+            loadgen = build_loadgen(work)
+            pid = f"cds-bench-{args.patients // 2}"  # every call is for this patient's chart
             rows = []
+            others: list[str] = []
+            load_before = os.getloadavg()
+            prefetched = {service: prefetch(port, templates[service], pid) for service in SERVICES}
             for service in SERVICES:
-                prefetched = {pid: prefetch(port, templates[service], pid) for pid in pids}
-                for mode in ("full prefetch", "no prefetch"):
+                full = hook_body(pid, prefetched[service])
+                for mode, body in (("full prefetch", full), ("no prefetch", hook_body(pid, None))):
+                    body_file = work / f"{service}-{mode.replace(' ', '-')}.json"
+                    body_file.write_bytes(body)
                     for clients in (1, 20):
-                        bodies = [
-                            hook_body(pid, prefetched[pid] if mode == "full prefetch" else None)
-                            for pid in (pids[i % len(pids)] for i in range(args.requests))
-                        ]
-                        run_case(port, service, bodies[: 20 * clients], clients)  # warm-up
-                        t0 = time.perf_counter()
-                        lat = run_case(port, service, bodies, clients)
-                        rate = len(lat) / (time.perf_counter() - t0)
-                        rows.append(
-                            (service, mode, clients, pct(lat, 0.5), pct(lat, 0.95), pct(lat, 0.99), rate)
-                        )
+                        run = run_loadgen(
+                            loadgen, op=f"{service} {mode}", url=f"http://{LOOPBACK}:{port}/cds-services/{service}",
+                            method="POST", clients=clients, duration=args.duration, warmup=args.warmup,
+                            ids_file=None, body_file=body_file, server_pid=server.pid, store_pid=store.pid,
+                        )  # fmt: skip
+                        r = run.result
+                        rows.append((service, mode, clients, r, len(body)))
+                        others.append(run.cpu.other_top)
                         print(rows[-1], file=sys.stderr)
+                # Calls still queued when the load generator stopped finish before the next case:
+                # this one is answered after them.
+                http_request(port, "POST", f"/cds-services/{service}", hook_body(pid, None), timeout=600)
                 server.check_alive()
             lines = [
                 f"## CDS Hooks patient-view latency, {started_at:%Y-%m-%d %H:%M} UTC",
@@ -234,17 +211,20 @@ def main(argv: list[str] | None = None) -> int:
                 f"- Data: {args.patients} patients of ~30 resources each (6 visits of HbA1c, fasting "
                 "glucose, creatinine and BP; lipids every other visit; 30 % with atrial fibrillation), "
                 "loaded through `POST /fhir` transactions",
-                f"- Load: {args.requests} calls per case after a warm-up, round-robin over the patients; "
-                "the same patients and calls with the client's prefetch (each service's templates run once "
-                "against `/fhir` beforehand, not timed) and without it (the service reads through the "
-                "search service)",
+                f"- Load: bench/loadgen (Go, closed loop, one keep-alive connection per client), "
+                f"{args.duration:g} s per case after {args.warmup:g} s of warm-up; every call is "
+                f"patient-view for `{pid}` (~30 resources), with the prefetch a client would send (the "
+                "service's templates run once against `/fhir` beforehand, not timed) and, in the same run, "
+                "without it (the service reads through the shared search service)",
                 "",
-                "| service | prefetch | clients | p50 | p95 | p99 | calls/s |",
-                "|---|---|---|---|---|---|---|",
-                *[
-                    f"| {s} | {m} | {c} | {p50:.1f} ms | {p95:.1f} ms | {p99:.1f} ms | {r:.0f} |"
-                    for s, m, c, p50, p95, p99, r in rows
-                ],
+                f"- Machine load: load average {load_before[0]:.1f} (1 min) when the measurements started; "
+                f"other processes (cores) in the first case: {others[0] or 'none'}; in the last: "
+                f"{others[-1] or 'none'}",
+                "",
+                "| service | prefetch | clients | calls (errors) | p50 | p95 | p99 | calls/s "
+                "| store share | body |",
+                "|---|---|---|---|---|---|---|---|---|---|",
+                *[row_text(*row) for row in rows],
             ]
             section = "\n".join(lines)
             print(section)

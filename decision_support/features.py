@@ -164,3 +164,71 @@ def active_medications(resources: list[dict[str, Any]]) -> list[dict[str, Any]]:
         for r in resources
         if r.get("resourceType") == "MedicationRequest" and r.get("status") in ("active", "draft", "on-hold")
     ]
+
+
+@dataclass(frozen=True)
+class ModelInput:
+    """One model feature's value, and the observation (or patient) it came from."""
+
+    name: str
+    value: float
+    shown: str
+    when: str | None
+    reference: str | None
+
+
+def _latest_coded(observations: list[dict[str, Any]], system: str, code: str) -> dict[str, Any] | None:
+    found = [
+        o
+        for o in observations
+        if o.get("resourceType") == "Observation"
+        and o.get("status") in _FINAL
+        and _effective(o)
+        and (system, code) in codes_of(o.get("code"))
+    ]
+    return max(found, key=lambda o: str(_effective(o))) if found else None
+
+
+def model_input(
+    feature: dict[str, Any], patient: dict[str, Any] | None, observations: list[dict[str, Any]], today: date
+) -> ModelInput | None:
+    """A model feature from the record, by the artifact's description of it; None when missing."""
+    name, kind = feature["name"], feature.get("kind", "quantity")
+    pid = f"Patient/{(patient or {}).get('id')}"
+    if kind == "age":
+        age = age_on(patient, today)
+        return None if age is None else ModelInput(name, float(age), f"{age} years", today.isoformat(), pid)
+    if kind == "male":
+        gender = sex(patient)
+        return None if gender is None else ModelInput(name, float(gender == "male"), gender, None, pid)
+    if feature["code"] in _UNITS:  # a laboratory or vital sign with known units
+        m = latest(observations, feature["code"])
+        return (
+            None
+            if m is None
+            else ModelInput(name, m.value, f"{m.value:g} {m.unit}", m.when[:10], m.reference)
+        )
+    obs = _latest_coded(observations, feature["system"], feature["code"])
+    if obs is None:
+        return None
+    when, reference = str(_effective(obs))[:10], f"Observation/{obs.get('id')}"
+    if kind == "concept":
+        values = {c for _, c in codes_of(obs.get("valueCodeableConcept"))}
+        if not values:
+            return None
+        return ModelInput(
+            name, float(feature["value_code"] in values), ", ".join(sorted(values)), when, reference
+        )
+    if kind == "boolean":
+        flag = obs.get("valueBoolean")
+        return (
+            None
+            if not isinstance(flag, bool)
+            else ModelInput(name, float(flag), str(flag).lower(), when, reference)
+        )
+    quantity = obs.get("valueQuantity") or {}
+    if not isinstance(quantity.get("value"), int | float):
+        return None
+    return ModelInput(
+        name, float(quantity["value"]), f"{quantity['value']:g} {feature['unit']}", when, reference
+    )

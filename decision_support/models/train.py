@@ -36,12 +36,15 @@ def _pipeline() -> Pipeline:
     return make_pipeline(StandardScaler(), LogisticRegression(C=1.0, max_iter=1000))
 
 
+LOADERS = {"t2d-risk": datasets.pima, "cad-likelihood": datasets.cleveland}
+
+
 def training_data(spec: ModelSpec) -> tuple[np.ndarray, np.ndarray]:
-    if spec.name != "t2d-risk":
-        raise ValueError(f"no training data for {spec.name}")
+    """Features and 0/1 outcome; rows missing a feature the model uses are dropped."""
     columns = [f.column for f in spec.features]
-    rows = [r for r in datasets.pima() if not any(np.isnan(r[c]) for c in columns)]
-    return np.array([[r[c] for c in columns] for r in rows]), np.array([int(r["Outcome"]) for r in rows])
+    rows = [r for r in LOADERS[spec.name]() if not any(np.isnan(r[c]) for c in columns)]
+    x = np.array([[r[c] for c in columns] for r in rows])
+    return x, np.array([int(r[spec.outcome_column] > 0) for r in rows])
 
 
 def _calibration(y: np.ndarray, p: np.ndarray) -> tuple[float, float]:
@@ -94,6 +97,8 @@ def train(spec: ModelSpec, *, trained: datetime | None = None) -> dict[str, Any]
                     "fhir": f.fhir,
                     "system": f.system,
                     "code": f.code,
+                    "kind": f.kind,
+                    "value_code": f.value_code,
                     "mean": float(scaler.mean_[i]),
                     "scale": float(scaler.scale_[i]),
                     "coefficient": float(model.coef_[0][i]),
@@ -104,10 +109,7 @@ def train(spec: ModelSpec, *, trained: datetime | None = None) -> dict[str, Any]
         "card": {
             "title": spec.title,
             "target": spec.target,
-            "intended_use": (
-                "Decision support for clinicians: flags women whose record suggests undiagnosed "
-                "type 2 diabetes so that an HbA1c can be ordered. Not a diagnosis."
-            ),
+            "intended_use": spec.intended_use,
             "population": spec.population,
             "data_source": spec.data_source,
             "licence": spec.licence,
@@ -120,11 +122,7 @@ def train(spec: ModelSpec, *, trained: datetime | None = None) -> dict[str, Any]
                 "scikit-learn": sklearn.__version__,
                 "numpy": np.__version__,
             },
-            "limitations": (
-                "Trained on one small cohort (Pima Indian women, 1960s-80s); not validated on other "
-                "populations, on men or on data from this hospital. The diabetes pedigree function of "
-                "the original data is not used: EHRs do not record it."
-            ),
+            "limitations": spec.limitations,
         },
     }
 

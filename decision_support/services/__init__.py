@@ -7,6 +7,7 @@ from decision_support.registry import Service
 
 def all_services() -> list[Service]:
     from decision_support.services import (
+        cad_likelihood,
         cardiovascular,
         diabetes_diagnosis,
         discharge,
@@ -18,6 +19,7 @@ def all_services() -> list[Service]:
     return [
         diabetes_diagnosis.service(),
         t2d_risk.service(),
+        cad_likelihood.service(),
         cardiovascular.service(),
         treatment.service(),
         *medication_safety.services(),

@@ -29,7 +29,19 @@ PREFETCH = {
 HBA1C_RECENT_DAYS = 365
 
 
-def _basis(model: Model, contributions: list[tuple[str, float, float]], probability: float) -> str:
+def percent(probability: float) -> str:
+    """A probability for a summary: never "100 %" or "0 %", which a model cannot know."""
+    if probability >= 0.995:
+        return "> 99%"
+    if probability < 0.005:
+        return "< 1%"
+    return f"{probability:.0%}"
+
+
+def model_basis(
+    model: Model, contributions: list[tuple[str, float, float]], probability: float, threshold: float
+) -> str:
+    """A logistic model's explanation: each contribution, the probability, the validation, the data."""
     labels = {f["name"]: f for f in model.features}
     v = model.card["validation"]
     rows = [
@@ -43,7 +55,8 @@ def _basis(model: Model, contributions: list[tuple[str, float, float]], probabil
             for name, value, part in contributions
         ],
         "",
-        f"Probability {probability:.0%} (threshold {THRESHOLD:.0%}). Model `{model.name}` {model.version}, "
+        f"Probability {percent(probability)} (threshold {threshold:.0%}). "
+        f"Model `{model.name}` {model.version}, "
         f"trained {model.card['trained']}: AUROC {v['auroc']:.3f} "
         f"(SD {v['auroc_sd']:.3f}), calibration slope "
         f"{v['calibration_slope']:.2f}, intercept {v['calibration_intercept']:+.2f}, Brier {v['brier']:.3f} "
@@ -116,7 +129,7 @@ def build(model: Model) -> Service:
                 "warning",
                 source,
                 evidence,
-                _basis(model, prediction.contributions, prediction.probability),
+                model_basis(model, prediction.contributions, prediction.probability, THRESHOLD),
                 [
                     common.order_test(
                         request.patient_id, fx.HBA1C, "Hemoglobin A1c", "Model-estimated diabetes risk"

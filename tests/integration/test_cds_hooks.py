@@ -24,6 +24,7 @@ from tests.integration.cds_helpers import (
 HOOK_OF = {
     "diabetes-diagnosis": "patient-view",
     "t2d-risk": "patient-view",
+    "cad-likelihood": "patient-view",
     "cardiovascular-prevention": "patient-view",
     "diabetes-kidney-treatment": "patient-view",
     "medication-safety-select": "order-select",

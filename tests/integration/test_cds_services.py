@@ -57,6 +57,7 @@ def test_model_card_shows_probability_contributions_and_validation(client: Flask
     values = {"glucose_2h": 185.0, "bmi": 38.5, "pregnancies": 4.0, "age": 45.0}
     expected = model.predict(values)
     assert card["indicator"] == "warning" and f"{expected.probability:.0%}" in card["summary"]
+    assert 0.005 <= expected.probability < 0.995
     detail = card["detail"]
     for name, _value, part in expected.contributions:
         label = next(f["label"] for f in model.features if f["name"] == name)
@@ -93,6 +94,67 @@ def test_model_is_read_once_per_process(settings: Any, repository: Any) -> None:
     discovery = second.test_client().get("/cds-services").get_json()
     ext = next(s for s in discovery["services"] if s["id"] == "t2d-risk")["extension"]["interop-model"]
     assert ext["version"] == "1.0.0" and ext["card"] == artifact.load("t2d-risk").card
+
+
+def _finding(pid: str, system: str, code: str, value: dict[str, Any], n: int) -> dict[str, Any]:
+    return {"resourceType": "Observation", "id": f"{pid}-f{n}", "status": "final",
+            "code": {"coding": [{"system": system, "code": code}]},
+            "subject": {"reference": f"Patient/{pid}"},
+            "effectiveDateTime": days_ago(7), **value}  # fmt: skip
+
+
+def _chest_pain_workup(pid: str = "p1", *, thallium: bool = True) -> list[dict[str, Any]]:
+    from decision_support.models.spec import CAD
+
+    def concept(code: str) -> dict[str, Any]:
+        return {"valueCodeableConcept": {"coding": [{"system": CAD, "code": code}]}}
+
+    def quantity(value: float) -> dict[str, Any]:
+        return {"valueQuantity": {"value": value}}
+
+    record = [
+        patient(pid, "male", 63),
+        _finding(pid, "http://snomed.info/sct", "29857009", concept("asymptomatic"), 1),
+        bp(pid, 150, 90, days_ago(7)),
+        lab(pid, "2093-3", 280, days_ago(7)),
+        _finding(pid, CAD, "max-heart-rate-exercise", quantity(120), 2),
+        _finding(pid, CAD, "exercise-angina", {"valueBoolean": True}, 3),
+        _finding(pid, CAD, "st-depression-exercise", quantity(2.5), 4),
+        _finding(pid, CAD, "st-slope", concept("flat"), 5),
+        _finding(pid, CAD, "vessels-fluoroscopy", quantity(2), 6),
+    ]
+    if thallium:
+        record.append(_finding(pid, CAD, "thallium-scan", concept("reversible-defect"), 7))
+    return record
+
+
+def test_cad_model_card_on_a_chest_pain_workup(client: FlaskClient) -> None:
+    load(client, _chest_pain_workup())
+    card = cards(patient_view(client, "cad-likelihood"))["cad-likelihood"]
+    model = artifact.load("cad-likelihood")
+    values = {"age": 63, "male": 1, "cp_typical": 0, "cp_atypical": 0, "cp_asymptomatic": 1, "systolic": 150,
+              "cholesterol": 280, "max_hr": 120, "exercise_angina": 1, "st_depression": 2.5,
+              "st_slope_flat": 1,
+              "vessels": 2, "thal_reversible": 1, "thal_fixed": 0}  # fmt: skip
+    expected = model.predict({k: float(v) for k, v in values.items()})
+    assert expected.probability >= 0.995 and "> 99%" in card["summary"] and card["indicator"] == "warning"
+    assert f"AUROC {model.card['validation']['auroc']:.3f}" in card["detail"]
+    condition_code = card["suggestions"][0]["actions"][0]["resource"]["code"]["coding"][0]["code"]
+    assert condition_code == "53741008"
+
+
+def test_cad_model_names_missing_findings(client: FlaskClient) -> None:
+    load(client, _chest_pain_workup(thallium=False))
+    card = cards(patient_view(client, "cad-likelihood"))["cad-likelihood"]
+    assert card["indicator"] == "info" and "thallium-scan" in card["detail"]
+
+
+def test_cad_model_is_silent_without_a_chest_pain_workup(client: FlaskClient) -> None:
+    load(
+        client,
+        [patient("p1", "male", 63), bp("p1", 150, 90, days_ago(7)), lab("p1", "2093-3", 280, days_ago(7))],
+    )
+    assert patient_view(client, "cad-likelihood")["cards"] == []
 
 
 # -- cardiovascular ------------------------------------------------------------------------
