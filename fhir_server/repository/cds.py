@@ -7,13 +7,16 @@ so two workers cannot both accept the same token.
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 from typing import Any
 
+from pymongo.cursor import Cursor
 from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError, PyMongoError
 
 from fhir_server import outcomes
+from fhir_server.repository.base import add_store_time
 
 EVALUATIONS = "cds_evaluations"
 FEEDBACK = "cds_feedback"
@@ -30,12 +33,17 @@ class CdsRecords:
         return cls(repository._db)
 
     def _run(self, func: Any, *args: Any) -> Any:
+        """Run one store call: its time counts in ``Server-Timing``; failures are a 503."""
+        started = time.perf_counter()
         try:
-            return func(*args)
+            result = func(*args)
+            return list(result) if isinstance(result, Cursor) else result
         except DuplicateKeyError:
             raise
         except PyMongoError as exc:
             raise outcomes.StoreUnavailable("The document store is unavailable; retry later") from exc
+        finally:
+            add_store_time(time.perf_counter() - started)
 
     def save_evaluations(self, records: list[dict[str, Any]]) -> None:
         """One record per card returned; ``_id`` is the card's uuid."""
@@ -56,7 +64,8 @@ class CdsRecords:
             self._run(self._db[FEEDBACK].insert_many, [{"received": now, **r} for r in records])
 
     def feedback(self, service: str) -> list[dict[str, Any]]:
-        return list(self._run(self._db[FEEDBACK].find, {"service": service}, {"_id": 0}))
+        found: list[dict[str, Any]] = self._run(self._db[FEEDBACK].find, {"service": service}, {"_id": 0})
+        return found
 
     def claim_token_id(self, issuer: str, jti: str, expires: datetime) -> bool:
         """True the first time a (issuer, jti) is seen; False for a replay."""
