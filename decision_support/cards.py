@@ -72,12 +72,16 @@ class Suggestion:
 @dataclass(frozen=True)
 class Source:
     label: str
-    url: str
+    url: str | None
     topic_code: str
     topic_display: str
 
     def to_json(self) -> dict[str, Any]:
-        return {"label": self.label, "url": self.url, "topic": coding(self.topic_code, self.topic_display)}
+        body: dict[str, Any] = {"label": self.label}
+        if self.url:
+            body["url"] = self.url
+        body["topic"] = coding(self.topic_code, self.topic_display)
+        return body
 
 
 @dataclass

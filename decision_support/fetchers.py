@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -68,16 +69,18 @@ class RemoteFetcher:
         return body if isinstance(body, dict) else None
 
 
-def fetcher_factory(resources: ResourceService, own_base: str) -> Any:
-    """Choose per request: ours when fhirServer is absent or ours, remote with a token, else none."""
+def fetcher_factory(resources: ResourceService, own_base: str) -> Callable[[CdsRequest], Fetcher | None]:
+    """Choose per request: ours when fhirServer is absent or ours, remote with a token, else none.
+    Remote reads share one connection pool per app."""
     local = LocalFetcher(resources, own_base)
     own = own_base.rstrip("/")
+    session = requests.Session()
 
     def choose(request: CdsRequest) -> Fetcher | None:
         if request.fhir_server is None or request.fhir_server.rstrip("/") == own:
             return local
         if request.fhir_authorization is None:
             return None
-        return RemoteFetcher(request.fhir_server, request.fhir_authorization.access_token)
+        return RemoteFetcher(request.fhir_server, request.fhir_authorization.access_token, session)
 
     return choose

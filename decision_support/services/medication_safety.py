@@ -25,9 +25,7 @@ DDI_SOURCE = Source(
     "ONC high-priority drug-drug interactions", interactions.URL, "ddi", "Drug-drug interaction"
 )
 RENAL_SOURCE = Source("FDA metformin labelling (2016)", metformin_renal.URL, "renal-dose", "Renal dosing")
-ALLERGY_SOURCE = Source(
-    "Allergy record (AllergyIntolerance)", interactions.URL, "allergy", "Allergy conflict"
-)
+ALLERGY_SOURCE = Source("Allergy record (AllergyIntolerance)", None, "allergy", "Allergy conflict")
 OVERRIDES = [
     ("benefit-outweighs-risk", "Benefit outweighs risk"),
     ("monitoring-in-place", "Will monitor the patient"),
