@@ -64,6 +64,10 @@ def create_app(settings: Settings | None = None, *, repository: Repository | Non
     _install_security(app, settings, components)
     app.register_blueprint(system)
     app.register_blueprint(fhir)
+    from decision_support.wiring import install_cds
+    from fhir_server.repository.cds import CdsRecords
+
+    install_cds(app, settings, resources, CdsRecords.of(repository))
     return app
 
 

@@ -7,6 +7,7 @@ This is the only module that reads ``os.environ``; everything else receives a
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
@@ -58,6 +59,8 @@ class Settings:
     api_rate_per_minute: int = 6000
     key_rotation_hours: int = 24
     audit: bool = True
+    # CDS Hooks clients we trust: (issuer, JWKS URL) pairs (INTEROP_CDS_TRUSTED_ISSUERS, a JSON object).
+    cds_trusted_issuers: tuple[tuple[str, str], ...] = ()
 
     @property
     def base_url(self) -> str:
@@ -157,7 +160,24 @@ class Settings:
             auth_rate_per_minute=integer("INTEROP_AUTH_RATE_LIMIT", 60, 1, 100_000),
             api_rate_per_minute=integer("INTEROP_RATE_LIMIT", 6000, 1, 10_000_000),
             key_rotation_hours=integer("INTEROP_KEY_ROTATION_HOURS", 24, 2, 24 * 365),
+            cds_trusted_issuers=_issuers(env.get("INTEROP_CDS_TRUSTED_ISSUERS", "")),
         )
+
+
+def _issuers(raw: str) -> tuple[tuple[str, str], ...]:
+    """``{"issuer": "jwks url", ...}``: the CDS clients whose signed JWTs we accept."""
+    if not raw.strip():
+        return ()
+    try:
+        value = json.loads(raw)
+    except ValueError as exc:
+        raise SettingsError("INTEROP_CDS_TRUSTED_ISSUERS must be a JSON object") from exc
+    if not isinstance(value, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) and v.startswith(("https://", "http://"))
+        for k, v in value.items()
+    ):
+        raise SettingsError("INTEROP_CDS_TRUSTED_ISSUERS must map each issuer to its JWKS URL")
+    return tuple(sorted(value.items()))
 
 
 __all__ = ["InvalidRequest", "Settings", "SettingsError"]

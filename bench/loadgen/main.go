@@ -78,6 +78,7 @@ type result struct {
 	ThroughputRPS  float64        `json:"throughput_rps"`
 	P50Ms          float64        `json:"p50_ms"`
 	P90Ms          float64        `json:"p90_ms"`
+	P95Ms          float64        `json:"p95_ms"`
 	P99Ms          float64        `json:"p99_ms"`
 	MaxMs          float64        `json:"max_ms"`
 	MeanLatencyMs  float64        `json:"mean_latency_ms"`
@@ -421,6 +422,7 @@ func summarize(cfg config, stats []*workerStats, loadgenCPU float64) *result {
 		}
 		res.P50Ms = ms(percentile(all, 50))
 		res.P90Ms = ms(percentile(all, 90))
+		res.P95Ms = ms(percentile(all, 95))
 		res.P99Ms = ms(percentile(all, 99))
 		res.MaxMs = ms(all[len(all)-1])
 		res.MeanLatencyMs = round(float64(sum)/float64(len(all))/1e6, 3)

@@ -1,0 +1,1 @@
+"""Trained models: versioned JSON artifacts (coefficients + model card), loaded once."""

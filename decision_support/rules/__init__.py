@@ -1,0 +1,1 @@
+"""Transparent clinical rules: one small pure module each, with its published source."""

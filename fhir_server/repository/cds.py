@@ -1,0 +1,76 @@
+"""CDS Hooks records on the store: card evaluations (audit), feedback, and used JWT ids.
+
+Kept apart from the resource collections: these are operational records, not FHIR
+resources. Every write is a single insert; a used ``jti`` is claimed by inserting its ``_id``,
+so two workers cannot both accept the same token.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from pymongo.cursor import Cursor
+from pymongo.database import Database
+from pymongo.errors import DuplicateKeyError, PyMongoError
+
+from fhir_server import outcomes
+from fhir_server.repository.base import add_store_time
+
+EVALUATIONS = "cds_evaluations"
+FEEDBACK = "cds_feedback"
+TOKENS = "cds_jwt_ids"
+
+
+class CdsRecords:
+    def __init__(self, database: Database[dict[str, Any]]) -> None:
+        self._db = database
+
+    @classmethod
+    def of(cls, repository: Any) -> CdsRecords:
+        """Share the repository's connection (one pool per process)."""
+        return cls(repository._db)
+
+    def _run(self, func: Any, *args: Any) -> Any:
+        """Run one store call: its time counts in ``Server-Timing``; failures are a 503."""
+        started = time.perf_counter()
+        try:
+            result = func(*args)
+            return list(result) if isinstance(result, Cursor) else result
+        except DuplicateKeyError:
+            raise
+        except PyMongoError as exc:
+            raise outcomes.StoreUnavailable("The document store is unavailable; retry later") from exc
+        finally:
+            add_store_time(time.perf_counter() - started)
+
+    def save_evaluations(self, records: list[dict[str, Any]]) -> None:
+        """One record per card returned; ``_id`` is the card's uuid."""
+        if records:
+            now = datetime.now(UTC)
+            docs = [{"_id": r["card"], "at": now, **r} for r in records]
+            self._run(self._db[EVALUATIONS].insert_many, docs)
+
+    def evaluations(self, card_ids: list[str]) -> dict[str, dict[str, Any]]:
+        if not card_ids:
+            return {}
+        found = self._run(self._db[EVALUATIONS].find, {"_id": {"$in": card_ids}})
+        return {doc["_id"]: doc for doc in found}
+
+    def save_feedback(self, records: list[dict[str, Any]]) -> None:
+        if records:
+            now = datetime.now(UTC)
+            self._run(self._db[FEEDBACK].insert_many, [{"received": now, **r} for r in records])
+
+    def feedback(self, service: str) -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = self._run(self._db[FEEDBACK].find, {"service": service}, {"_id": 0})
+        return found
+
+    def claim_token_id(self, issuer: str, jti: str, expires: datetime) -> bool:
+        """True the first time a (issuer, jti) is seen; False for a replay."""
+        try:
+            self._run(self._db[TOKENS].insert_one, {"_id": f"{issuer}\x1f{jti}", "expires": expires})
+        except DuplicateKeyError:
+            return False
+        return True
