@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from flask import Flask
 
 from fhir_server.repository.base import Repository
+from fhir_server.services.analytics.service import AnalyticsService
 from fhir_server.services.bundles import BundleService
 from fhir_server.services.resources import ResourceService
 from fhir_server.settings import Settings
@@ -25,6 +26,7 @@ class Components:
 def create_app(settings: Settings | None = None, *, repository: Repository | None = None) -> Flask:
     from fhir_server.api import (
         access,
+        analytics_views,  # noqa: F401  (registers $population-analytics on the blueprint)
         bundle_views,  # noqa: F401  (registers POST /fhir on the blueprint)
     )
     from fhir_server.api.errors import register_error_handlers
@@ -52,6 +54,7 @@ def create_app(settings: Settings | None = None, *, repository: Repository | Non
     resources = ResourceService(repository, base_url=settings.fhir_base)
     bundles = BundleService(resources, max_entries=settings.max_bundle_entries, base_url=settings.fhir_base)
     app.extensions["interop"] = Components(settings, repository, resources, bundles)
+    app.extensions["interop_analytics"] = AnalyticsService(repository, resources)
     install_request_ids(app)
     register_error_handlers(app)
     access.install(app, settings.auth)

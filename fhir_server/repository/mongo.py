@@ -39,6 +39,7 @@ from pymongo.errors import (
 )
 
 from fhir_server.repository import mql
+from fhir_server.repository.analytics import AnalyticsReads
 from fhir_server.repository.base import (
     HistoryPage,
     HistoryQuery,
@@ -97,7 +98,7 @@ def _store_errors(func: Callable[P, R]) -> Callable[P, R]:
     return wrapper
 
 
-class MongoRepository(TransactionWrites, HistoryReads):
+class MongoRepository(TransactionWrites, HistoryReads, AnalyticsReads):
     """Thread-safe; one instance per process (pymongo pools connections)."""
 
     def __init__(self, uri: str, database: str, *, timeout_ms: int = 5000) -> None:
