@@ -9,6 +9,7 @@ from flask import Flask
 from fhir_server.repository.base import Repository
 from fhir_server.services.analytics.service import AnalyticsService
 from fhir_server.services.bundles import BundleService
+from fhir_server.services.exports import ExportService
 from fhir_server.services.resources import ResourceService
 from fhir_server.settings import Settings
 
@@ -28,6 +29,7 @@ def create_app(settings: Settings | None = None, *, repository: Repository | Non
         access,
         analytics_views,  # noqa: F401  (registers $population-analytics on the blueprint)
         bundle_views,  # noqa: F401  (registers POST /fhir on the blueprint)
+        export_views,  # noqa: F401  (registers the Bulk Data $export endpoints)
     )
     from fhir_server.api.errors import register_error_handlers
     from fhir_server.api.resources import fhir
@@ -55,6 +57,7 @@ def create_app(settings: Settings | None = None, *, repository: Repository | Non
     bundles = BundleService(resources, max_entries=settings.max_bundle_entries, base_url=settings.fhir_base)
     app.extensions["interop"] = Components(settings, repository, resources, bundles)
     app.extensions["interop_analytics"] = AnalyticsService(repository, resources)
+    app.extensions["interop_exports"] = ExportService(repository, resources)  # type: ignore[arg-type]
     install_request_ids(app)
     register_error_handlers(app)
     access.install(app, settings.auth)

@@ -269,6 +269,53 @@ def import_(path: Path, url: str | None, token: str | None, batch_size: int, qui
         sys.exit(1)
 
 
+@cli.command("export")
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--type", "types", multiple=True, help="Only this resource type (repeatable) [default: all].")
+@click.option("--since", default=None, help="Only resources changed since this instant (FHIR dateTime).")
+@click.option("--patient", "patients", is_flag=True, help="Patient-level export (Patient/$export).")
+@click.option("--group", default=None, help="Export the members of this Group (Group/{id}/$export).")
+@click.option("--url", default=None, help=_URL_HELP)
+@click.option("--token", default=None, envvar="INTEROP_TOKEN", help="Bearer token for --url (INTEROP_TOKEN).")
+@click.option("--timeout", type=click.IntRange(1), default=3600, show_default=True, help="Seconds to wait.")
+def export(
+    directory: Path,
+    types: tuple[str, ...],
+    since: str | None,
+    patients: bool,
+    group: str | None,
+    url: str | None,
+    token: str | None,
+    timeout: int,
+) -> None:
+    """Bulk Data $export into DIRECTORY, one Type.ndjson file per resource type.
+
+    Kicks off the export, polls its status until the manifest is ready, downloads the
+    files. `interop import DIRECTORY` loads them back.
+    """
+    from interop.exporter import ExportError, bulk_export
+
+    transport = _transport(url, token)
+    try:
+        level = "group" if group else "patient" if patients else "system"
+        written = bulk_export(
+            transport,
+            directory,
+            types=list(types),
+            since=since,
+            level=level,
+            group=group,
+            timeout=timeout,
+            echo=lambda m: click.echo(m, err=True),
+        )
+    except ExportError as exc:
+        raise click.ClickException(str(exc)) from exc
+    finally:
+        transport.close()
+    for name, count in sorted(written.items()):
+        click.echo(f"{name}: {count} resource(s)")
+
+
 def main() -> None:
     """Console-script entry point (``interop``)."""
     cli(prog_name="interop")

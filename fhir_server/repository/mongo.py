@@ -50,6 +50,7 @@ from fhir_server.repository.base import (
     add_store_time,
     store_time_depth,
 )
+from fhir_server.repository.exports import ExportStore
 from fhir_server.repository.history import HistoryReads
 from fhir_server.repository.lookups import LOOKUP_KEYS, Postings, lookup_keys
 from fhir_server.repository.records import (
@@ -98,7 +99,7 @@ def _store_errors(func: Callable[P, R]) -> Callable[P, R]:
     return wrapper
 
 
-class MongoRepository(TransactionWrites, HistoryReads, AnalyticsReads):
+class MongoRepository(TransactionWrites, HistoryReads, AnalyticsReads, ExportStore):
     """Thread-safe; one instance per process (pymongo pools connections)."""
 
     def __init__(self, uri: str, database: str, *, timeout_ms: int = 5000) -> None:
