@@ -25,6 +25,7 @@ class Components:
 
 
 def create_app(settings: Settings | None = None, *, repository: Repository | None = None) -> Flask:
+    from fhir_server import console
     from fhir_server.api import (
         access,
         analytics_views,  # noqa: F401  (registers $population-analytics on the blueprint)
@@ -63,4 +64,5 @@ def create_app(settings: Settings | None = None, *, repository: Repository | Non
     access.install(app, settings.auth)
     app.register_blueprint(system)
     app.register_blueprint(fhir)
+    console.install(app)
     return app
