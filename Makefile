@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint format typecheck bench ferretdb clean
+.PHONY: run test lint format typecheck bench bench-hl7 ferretdb clean
 
 # Reinstall only when the dependencies change; pip's cache (~/.cache/pip) keeps a fresh clone quick.
 $(STAMP): pyproject.toml
@@ -33,6 +33,9 @@ typecheck: $(STAMP)
 
 bench: $(STAMP) ferretdb
 	$(BIN)/python bench/run.py
+
+bench-hl7: $(STAMP) ferretdb
+	$(BIN)/python bench/hl7_run.py
 
 # Caches and build output only: var/ holds the store's data and .venv/ is slow to rebuild.
 clean:

@@ -15,6 +15,7 @@ from pathlib import Path
 from fhir_server.outcomes import InvalidRequest
 
 AUTH_MODES = ("required", "disabled")
+MLLP_STORE_ERROR_MODES = ("ae", "close")
 
 
 class SettingsError(ValueError):
@@ -37,6 +38,15 @@ class Settings:
     log_level: str = "INFO"
     http_workers: int = 4
     history_page_size: int = 50
+    mllp_max_message_bytes: int = 1024 * 1024
+    mllp_idle_timeout: int = 300
+    mllp_max_connections: int = 100
+    mllp_store_timeout_ms: int = 2000
+    mllp_on_store_error: str = "ae"
+    mllp_tls_cert: Path | None = None
+    mllp_tls_key: Path | None = None
+    mllp_tls_client_ca: Path | None = None
+    mllp_metrics_port: int = 2576
     history_max_page_size: int = 1000
 
     @property
@@ -76,7 +86,32 @@ class Settings:
         auth = text("INTEROP_AUTH", "required").lower()
         if auth not in AUTH_MODES:
             raise SettingsError(f"INTEROP_AUTH must be one of {AUTH_MODES}, got {auth!r}")
+        on_store_error = text("INTEROP_MLLP_ON_STORE_ERROR", "ae").lower()
+        if on_store_error not in MLLP_STORE_ERROR_MODES:
+            raise SettingsError(
+                f"INTEROP_MLLP_ON_STORE_ERROR must be one of {MLLP_STORE_ERROR_MODES}, got {on_store_error!r}"
+            )
+
+        def path(name: str) -> Path | None:
+            raw = env.get(name, "").strip()
+            return Path(raw) if raw else None
+
+        tls_cert, tls_key = path("INTEROP_MLLP_TLS_CERT"), path("INTEROP_MLLP_TLS_KEY")
+        if (tls_cert is None) != (tls_key is None):
+            raise SettingsError("INTEROP_MLLP_TLS_CERT and INTEROP_MLLP_TLS_KEY go together")
+        tls_client_ca = path("INTEROP_MLLP_TLS_CLIENT_CA")
+        if tls_client_ca is not None and tls_cert is None:
+            raise SettingsError("INTEROP_MLLP_TLS_CLIENT_CA (mutual TLS) needs INTEROP_MLLP_TLS_CERT/KEY")
         return cls(
+            mllp_max_message_bytes=integer("INTEROP_MLLP_MAX_MESSAGE_BYTES", 1024 * 1024, 1024),
+            mllp_idle_timeout=integer("INTEROP_MLLP_IDLE_TIMEOUT", 300),
+            mllp_max_connections=integer("INTEROP_MLLP_MAX_CONNECTIONS", 100, 1, 100_000),
+            mllp_store_timeout_ms=integer("INTEROP_MLLP_STORE_TIMEOUT_MS", 2000, 100, 600_000),
+            mllp_on_store_error=on_store_error,
+            mllp_tls_cert=tls_cert,
+            mllp_tls_key=tls_key,
+            mllp_tls_client_ca=tls_client_ca,
+            mllp_metrics_port=integer("INTEROP_MLLP_METRICS_PORT", 2576, 0, 65535),
             http_host=text("INTEROP_HTTP_HOST", "127.0.0.1"),
             http_port=integer("INTEROP_HTTP_PORT", 8080, 0, 65535),
             mllp_host=text("INTEROP_MLLP_HOST", "127.0.0.1"),

@@ -80,9 +80,10 @@ def run() -> None:
 
     Starts the embedded document store when INTEROP_MONGODB_URI is unset (its files live
     under INTEROP_DATA_DIR), then the HTTP server (gunicorn) on
-    INTEROP_HTTP_HOST:INTEROP_HTTP_PORT. On SIGINT/SIGTERM the HTTP server is stopped
-    first, then the store. If any service dies, the others are stopped and the command
-    exits non-zero.
+    INTEROP_HTTP_HOST:INTEROP_HTTP_PORT and the HL7 v2 MLLP listener on
+    INTEROP_MLLP_HOST:INTEROP_MLLP_PORT. On SIGINT/SIGTERM the servers are stopped
+    first (the listener finishes in-flight messages), then the store. If any service dies,
+    the others are stopped and the command exits non-zero.
     """
     from interop.embedded_store import EmbeddedStore, EmbeddedStoreError
     from interop.supervisor import Supervisor
@@ -112,6 +113,7 @@ def run() -> None:
             single_node = not settings.mongodb_uri
             _recover(env["INTEROP_MONGODB_URI"], settings.database, RECOVERY_WINDOW, abandon=single_node)
             supervisor.spawn("http", gunicorn_argv(settings), env=env, stop_timeout=HTTP_STOP_TIMEOUT)
+            supervisor.spawn("mllp", listener_argv(), env=env, stop_timeout=MLLP_STOP_TIMEOUT)
         code = supervisor.run()
     sys.exit(code)
 
@@ -314,6 +316,23 @@ def export(
         transport.close()
     for name, count in sorted(written.items()):
         click.echo(f"{name}: {count} resource(s)")
+
+
+def _register_hl7() -> None:
+    from interop.hl7_cli import hl7
+
+    cli.add_command(hl7)
+
+
+_register_hl7()
+
+# Longer than the listener's drain timeout (30 s) so in-flight messages are acknowledged.
+MLLP_STOP_TIMEOUT = 40.0
+
+
+def listener_argv() -> list[str]:
+    """The MLLP listener command line (``interop hl7 listen``) that ``interop run`` supervises."""
+    return [sys.executable, "-m", "interop.cli", "hl7", "listen"]
 
 
 def main() -> None:

@@ -1,0 +1,264 @@
+"""HL7 v2 listener benchmark: ``.venv/bin/python bench/hl7_run.py`` (``make bench-hl7``).
+
+In one run, on loopback, with the embedded store (or INTEROP_MONGODB_URI, fresh database):
+
+* **throughput**: N connections each send in a closed loop (next message when the ACK is
+  back) for ``--duration`` seconds; ADT^A01 and ORU^R01 (with ``--obx`` OBX segments)
+  alternate; every ACK is checked to be AA, i.e. after the durable inbox write;
+* **latency at a fixed rate**: ``--rate`` messages/s spread over the connections on a fixed
+  schedule; latency runs from the *scheduled* send time to the ACK (no coordinated
+  omission), p50/p99/max;
+* **floor**: the same closed loop against ``bench/hl7_echo.py``, a bare asyncio MLLP server
+  that answers a constant ACK without parsing or storing.
+
+The listener is the real process (``interop hl7 listen``, default processing: store and mark
+processed). CPU seconds of the listener and the store are read from /proc. Prints a markdown
+section and appends it to docs/benchmarks.md unless ``--no-append``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from bench.harness import append_report, machine, process_cpu, snapshot  # noqa: E402
+from hl7_listener.client import MllpClient, ack_code  # noqa: E402
+from interop.embedded_store import EmbeddedStore  # noqa: E402
+
+
+def adt(control_id: str) -> bytes:
+    return (
+        f"MSH|^~\\&|ADT|HOSP|EHR|MAIN|20240101120000||ADT^A01^ADT_A01|{control_id}|P|2.5.1\r"
+        "EVN|A01|20240101120000\r"
+        f"PID|1||MRN{control_id}^^^HOSP^MR||Nguyen^An^B||19840309|F|||"
+        "12 Main St^^Springfield^IL^62701||555-0100\r"
+        "NK1|1|Nguyen^Binh|SPO\r"
+        "PV1|1|I|W^101^1^HOSP||||1234^Smith^John^^^Dr|||MED||||||||V123\r"
+    ).encode()
+
+
+def oru(control_id: str, obx: int) -> bytes:
+    segments = [
+        f"MSH|^~\\&|LAB|HOSP|EHR|MAIN|20240101120000||ORU^R01^ORU_R01|{control_id}|P|2.5.1",
+        f"PID|1||MRN{control_id}^^^HOSP^MR||Nguyen^An||19840309|F",
+        "OBR|1|ORD1|FIL1|24323-8^Comprehensive metabolic panel^LN|||20240101110000",
+    ]
+    segments += [
+        f"OBX|{i}|NM|2345-7^Glucose^LN||{90 + i}|mg/dL|70-99|N|||F|||20240101113000"
+        for i in range(1, obx + 1)
+    ]
+    return ("\r".join(segments) + "\r").encode()
+
+
+class Messages:
+    def __init__(self, prefix: str, obx: int) -> None:
+        self.prefix, self.obx, self.n = prefix, obx, 0
+
+    def next(self) -> bytes:
+        self.n += 1
+        cid = f"{self.prefix}{self.n}"
+        return adt(cid) if self.n % 2 else oru(cid, self.obx)
+
+
+def start(argv: list[str], env: dict[str, str]) -> tuple[subprocess.Popen[bytes], tuple[str, int]]:
+    proc = subprocess.Popen(argv, env=env, cwd=ROOT, stdout=subprocess.PIPE)
+    assert proc.stdout is not None
+    line = proc.stdout.readline().decode()
+    if not line.startswith("MLLP listening on "):
+        proc.kill()
+        raise RuntimeError(f"{argv} did not start: {line!r}")
+    host, port = line.split()[-1].rsplit(":", 1)
+    return proc, (host, int(port))
+
+
+async def closed_loop(
+    address: tuple[str, int], connections: int, duration: float, messages: Messages
+) -> dict:
+    latencies: list[float] = []
+    bad: list[str] = []
+    deadline = time.perf_counter() + duration
+
+    async def one() -> None:
+        async with MllpClient(*address) as client:
+            while time.perf_counter() < deadline:
+                sent = time.perf_counter()
+                reply = await client.send(messages.next())
+                latencies.append(time.perf_counter() - sent)
+                if ack_code(reply) != "AA":
+                    bad.append(ack_code(reply))
+
+    started = time.perf_counter()
+    await asyncio.gather(*(one() for _ in range(connections)))
+    elapsed = time.perf_counter() - started
+    return {"count": len(latencies), "rate": len(latencies) / elapsed, "not_aa": len(bad), **_pcts(latencies)}
+
+
+async def fixed_rate(
+    address: tuple[str, int], connections: int, rate: float, duration: float, messages: Messages
+) -> dict:
+    latencies: list[float] = []
+    bad: list[str] = []
+    interval = connections / rate
+    begin = time.perf_counter() + 0.1
+
+    async def one(k: int) -> None:
+        async with MllpClient(*address) as client:
+            i = 0
+            while True:
+                scheduled = begin + k * interval / connections + i * interval
+                if scheduled > begin + duration:
+                    return
+                delay = scheduled - time.perf_counter()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                reply = await client.send(messages.next())
+                latencies.append(time.perf_counter() - scheduled)
+                if ack_code(reply) != "AA":
+                    bad.append(ack_code(reply))
+                i += 1
+
+    await asyncio.gather(*(one(k) for k in range(connections)))
+    return {
+        "count": len(latencies),
+        "rate": len(latencies) / duration,
+        "not_aa": len(bad),
+        **_pcts(latencies),
+    }
+
+
+def _pcts(latencies: list[float]) -> dict:
+    if not latencies:
+        return {"p50": float("nan"), "p99": float("nan"), "max": float("nan")}
+    ordered = sorted(latencies)
+    return {
+        "p50": statistics.median(ordered) * 1000,
+        "p99": ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1000,
+        "max": ordered[-1] * 1000,
+    }
+
+
+def measure(label: str, coro_factory, pids: dict[str, int | None]) -> dict:  # type: ignore[no-untyped-def]
+    before, t0 = snapshot(), time.perf_counter()
+    result = asyncio.run(coro_factory())
+    after, elapsed = snapshot(), time.perf_counter() - t0
+    for name, pid in pids.items():
+        result[f"cpu_{name}"] = (process_cpu(after, pid) - process_cpu(before, pid)) / elapsed
+    result["label"] = label
+    print(f"{label}: {result}", file=sys.stderr)
+    return result
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--duration", type=float, default=10.0)
+    parser.add_argument("--connections", default="1,4,16")
+    parser.add_argument("--rate", type=float, default=200.0)
+    parser.add_argument("--rate-connections", type=int, default=4)
+    parser.add_argument("--obx", type=int, default=8)
+    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "benchmarks.md")
+    parser.add_argument("--no-append", action="store_true")
+    args = parser.parse_args()
+    levels = [int(c) for c in args.connections.split(",")]
+
+    work = Path(tempfile.mkdtemp(prefix="hl7bench-"))
+    uri = os.environ.get("INTEROP_MONGODB_URI", "").strip()
+    store = None
+    if not uri:
+        store = EmbeddedStore(work / "store")
+        uri = store.start()
+    database = f"hl7bench_{int(time.time())}"
+    env = {
+        **os.environ,
+        "INTEROP_MONGODB_URI": uri,
+        "INTEROP_MONGODB_DATABASE": database,
+        "INTEROP_MLLP_PORT": "0",
+        "INTEROP_MLLP_METRICS_PORT": "0",
+        "INTEROP_LOG_LEVEL": "WARNING",
+        "INTEROP_MLLP_MAX_CONNECTIONS": "1000",
+    }
+    procs: list[subprocess.Popen[bytes]] = []
+    results: list[dict] = []
+    try:
+        listener, address = start([sys.executable, "-m", "interop.cli", "hl7", "listen"], env)
+        procs.append(listener)
+        echo, echo_address = start([sys.executable, str(ROOT / "bench" / "hl7_echo.py")], env)
+        procs.append(echo)
+        pids = {"listener": listener.pid, "store": store.pid if store else None}
+        msgs = Messages("W", args.obx)
+        asyncio.run(closed_loop(address, 4, 2.0, msgs))  # warm-up (connections, store files)
+        for n in levels:
+            results.append(
+                measure(
+                    f"echo floor, {n} conn",
+                    lambda n=n: closed_loop(echo_address, n, args.duration, Messages(f"E{n}-", args.obx)),
+                    {"listener": echo.pid},
+                )
+            )
+            results.append(
+                measure(
+                    f"listener, {n} conn",
+                    lambda n=n: closed_loop(address, n, args.duration, Messages(f"T{n}-", args.obx)),
+                    pids,
+                )
+            )
+        results.append(
+            measure(
+                f"listener at {args.rate:.0f}/s, {args.rate_connections} conn",
+                lambda: fixed_rate(
+                    address, args.rate_connections, args.rate, args.duration, Messages("R", args.obx)
+                ),
+                pids,
+            )
+        )
+    finally:
+        for proc in procs:
+            proc.terminate()
+            proc.wait(60)
+            if proc.stdout is not None:
+                proc.stdout.close()
+        if store is not None:
+            store.stop()
+
+    section = report(args, results)
+    print(section)
+    if not args.no_append:
+        append_report(args.out, section)
+    return 0
+
+
+def report(args: argparse.Namespace, results: list[dict]) -> str:
+    lines = [
+        f"## HL7 v2 listener, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
+        "",
+        f"Command: `.venv/bin/python bench/hl7_run.py --duration {args.duration:g} --connections "
+        f"{args.connections} --rate {args.rate:g} --obx {args.obx}`; {machine()}. ADT^A01 and ORU^R01 "
+        f"({args.obx} OBX) alternate; every ACK is AA after the durable inbox write (default processing).",
+        "",
+        "| test | messages | msg/s | p50 ms | p99 ms | max ms | not AA | listener CPU | store CPU |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in results:
+        lines.append(
+            f"| {r['label']} | {r['count']} | {r['rate']:.0f} | {r['p50']:.2f} | {r['p99']:.2f} | "
+            f"{r['max']:.1f} | {r['not_aa']} | {r.get('cpu_listener', float('nan')):.2f} | "
+            f"{r.get('cpu_store', float('nan')):.2f} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    sys.exit(main())
