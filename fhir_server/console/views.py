@@ -8,6 +8,7 @@ from flask import Blueprint, Response, current_app, redirect, render_template, r
 
 from fhir_server import outcomes
 from fhir_server.console import access
+from fhir_server.console import inbox as inbox_pages
 from fhir_server.services.analytics.periods import BUCKETS
 from fhir_server.services.analytics.service import MEASURES, AnalyticsService
 from fhir_server.services.console import ConsoleService
@@ -90,9 +91,14 @@ def dashboard() -> str:
         counts=sorted(counts.items(), key=lambda kv: -kv[1]),
         total=sum(counts.values()),
         activity=activity,
-        inbox=None,
+        inbox=_inbox_summary(),
         cds=None,
     )
+
+
+def _inbox_summary() -> dict[str, Any] | None:
+    service = inbox_pages.inbox_service()
+    return None if service is None else service.summary()
 
 
 @console.get("/resources")
@@ -127,6 +133,21 @@ def diff(resource_type: str, id: str) -> str:
     return render_template(
         "diff.html", resource_type=resource_type, id=id, older=older, newer=newer, lines=lines
     )
+
+
+@console.get("/inbox")
+def inbox() -> str:
+    return inbox_pages.inbox_page()
+
+
+@console.get("/inbox/<id>")
+def message(id: str) -> str:
+    return inbox_pages.message_page(id)
+
+
+@console.post("/inbox/reprocess")
+def reprocess() -> Response | str:
+    return inbox_pages.reprocess_action()
 
 
 @console.get("/analytics")

@@ -4,6 +4,7 @@ access is closed without a login provider unless INTEROP_AUTH=disabled."""
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 
 import pytest
 from flask import Flask
@@ -100,8 +101,11 @@ class FakeProvider:
 
 
 @pytest.fixture
-def closed_app(settings: Settings, repository: MongoRepository) -> Flask:
-    return create_app(settings.with_overrides(auth="required"), repository=repository)
+def closed_app(settings: Settings, repository: MongoRepository) -> Iterator[Flask]:
+    app = create_app(settings.with_overrides(auth="required"), repository=repository)
+    yield app
+    if app.extensions.get("console_inbox") is not None:
+        app.extensions["console_inbox"].close()
 
 
 def test_closed_without_a_login_provider(closed_app: Flask) -> None:
