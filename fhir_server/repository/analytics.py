@@ -1,7 +1,7 @@
 """Read-only aggregation queries for population analytics.
 
 The pipelines use only the stages and operators both stores answer: ``$match`` (equality,
-``$in``, anchored ``$regex``) and inclusion ``$project``. FerretDB 1.24 lacks the rest of
+``$in`` of values and anchored regexes) and inclusion ``$project``. FerretDB 1.24 lacks the rest of
 what a richer pipeline would use (``$min``/``$push`` accumulators, ``$dateTrunc``,
 ``$cond``, ``$filter``, computed ``$project`` fields), so the store selects and trims the
 current records and the service buckets and summarises them in Python, which gives the
@@ -16,6 +16,7 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
+from bson.regex import Regex
 from pymongo.collection import Collection
 
 from fhir_server.repository.records import SEARCH_PREFIX
@@ -40,16 +41,15 @@ class AnalyticsReads:
     ) -> Iterator[dict[str, Any]]:
         """Current (not deleted) records holding any of ``any_keys`` or a key starting with
         one of ``key_prefixes`` (or, with ``ids``, those records), trimmed to ``fields``."""
-        alternatives: list[dict[str, Any]] = []
-        if any_keys:
-            alternatives.append({"ix": {"$in": sorted(set(any_keys))}})
-        for prefix in key_prefixes or []:
-            alternatives.append({"ix": {"$regex": "^" + re.escape(prefix)}})
-        match: dict[str, Any] = {"del": False, "v": {"$gt": 0}}
+        # One $in of exact keys and anchored regexes, not an $or: FerretDB evaluates an $or
+        # of the same conditions about twice as slowly. Placeholders (version 0) are deleted.
+        wanted: list[Any] = sorted(set(any_keys or ()))
+        wanted += [Regex("^" + re.escape(prefix)) for prefix in key_prefixes or ()]
+        match: dict[str, Any] = {"del": False}
         if ids is not None:
             match["_id"] = {"$in": sorted(set(ids))}
-        if alternatives:
-            match["$or"] = alternatives
+        if wanted:
+            match["ix"] = {"$in": wanted}
         elif ids is None and any_keys is not None:
             return iter(())  # asked for codes, none given: nothing matches
         pipeline: list[dict[str, Any]] = [{"$match": match}, {"$project": dict.fromkeys(fields, 1)}]
@@ -62,7 +62,7 @@ class AnalyticsReads:
         for name in sorted(db.list_collection_names()):
             if not name.startswith(SEARCH_PREFIX):
                 continue
-            found = list(db[name].aggregate([{"$match": {"del": False, "v": {"$gt": 0}}}, {"$count": "n"}]))
+            found = list(db[name].aggregate([{"$match": {"del": False}}, {"$count": "n"}]))
             if found and found[0]["n"]:
                 counts[name[len(SEARCH_PREFIX) :]] = int(found[0]["n"])
         return counts
