@@ -194,6 +194,9 @@ class ExportService:
         except Exception as exc:  # a worker must leave a verdict behind, whatever broke
             log.exception("export %s failed", job_id)
             self._fail(job_id, f"export failed: {exc.__class__.__name__}")
+        finally:
+            if self._threads.get(job_id) is threading.current_thread():
+                del self._threads[job_id]
 
     def _fail(self, job_id: str, message: str) -> None:
         if self._store.export_job(job_id) is not None:
