@@ -117,12 +117,13 @@ def build_capability_statement(
     patch_formats: Sequence[str],
     features: CapabilityFeatures,
     date: datetime | None = None,
+    operations: Sequence[tuple[str, str]] = (),
 ) -> dict[str, Any]:
     """A CapabilityStatement (kind ``instance``) for the server at ``base_url``.
 
     ``interactions`` maps each supported resource type to its type/instance interaction codes;
     ``search_params`` maps a type to the parameters the search engine evaluates (``None``: none
-    are listed). ``date`` defaults to now (UTC).
+    are listed). ``date`` defaults to now (UTC). ``operations`` lists (name, definition URL).
     """
     for resource_type, codes in interactions.items():
         _check(f"interaction for {resource_type}", codes, TYPE_INTERACTIONS)
@@ -140,6 +141,8 @@ def build_capability_statement(
         rest["resource"] = resources
     if system_interactions:
         rest["interaction"] = [{"code": code} for code in dict.fromkeys(system_interactions)]
+    if operations:  # (name, OperationDefinition canonical) of system-level operations
+        rest["operation"] = [{"name": name, "definition": url} for name, url in operations]
 
     when = (date or datetime.now(UTC)).astimezone(UTC).replace(microsecond=0)
     statement: dict[str, Any] = {

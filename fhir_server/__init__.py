@@ -8,7 +8,9 @@ from typing import TYPE_CHECKING
 from flask import Flask
 
 from fhir_server.repository.base import Repository
+from fhir_server.services.analytics.service import AnalyticsService
 from fhir_server.services.bundles import BundleService
+from fhir_server.services.exports import ExportService
 from fhir_server.services.resources import ResourceService
 from fhir_server.settings import Settings
 
@@ -30,7 +32,12 @@ class Components:
 
 
 def create_app(settings: Settings | None = None, *, repository: Repository | None = None) -> Flask:
-    from fhir_server.api import bundle_views  # noqa: F401  (registers POST /fhir on the blueprint)
+    from fhir_server import console
+    from fhir_server.api import (
+        analytics_views,  # noqa: F401  (registers $population-analytics on the blueprint)
+        bundle_views,  # noqa: F401  (registers POST /fhir on the blueprint)
+        export_views,  # noqa: F401  (registers the Bulk Data $export endpoints)
+    )
     from fhir_server.api.errors import register_error_handlers
     from fhir_server.api.resources import fhir
     from fhir_server.api.system import system
@@ -59,6 +66,8 @@ def create_app(settings: Settings | None = None, *, repository: Repository | Non
     bundles = BundleService(resources, max_entries=settings.max_bundle_entries, base_url=settings.fhir_base)
     components = Components(settings, repository, resources, bundles)
     app.extensions["interop"] = components
+    app.extensions["interop_analytics"] = AnalyticsService(repository, resources)
+    app.extensions["interop_exports"] = ExportService(repository, resources)  # type: ignore[arg-type]
     install_request_ids(app)
     register_error_handlers(app)
     _install_security(app, settings, components)
@@ -68,6 +77,7 @@ def create_app(settings: Settings | None = None, *, repository: Repository | Non
     from fhir_server.repository.cds import CdsRecords
 
     install_cds(app, settings, resources, CdsRecords.of(repository))
+    console.install(app)
     return app
 
 

@@ -51,6 +51,7 @@ class Settings:
     mllp_tls_key: Path | None = None
     mllp_tls_client_ca: Path | None = None
     mllp_metrics_port: int = 2576
+    hl7_process: str | None = None  # module:function the console reprocesses HL7 messages with
     history_max_page_size: int = 1000
     # Security (issue 8): TLS for the HTTP server, auth endpoint rate limit, key rotation.
     tls_cert: Path | None = None
@@ -140,6 +141,7 @@ class Settings:
             mllp_tls_key=tls_key,
             mllp_tls_client_ca=tls_client_ca,
             mllp_metrics_port=integer("INTEROP_MLLP_METRICS_PORT", 2576, 0, 65535),
+            hl7_process=env.get("INTEROP_HL7_PROCESS", "").strip() or None,
             http_host=text("INTEROP_HTTP_HOST", "127.0.0.1"),
             http_port=integer("INTEROP_HTTP_PORT", 8080, 0, 65535),
             mllp_host=text("INTEROP_MLLP_HOST", "127.0.0.1"),

@@ -234,6 +234,105 @@ def reindex(types: tuple[str, ...]) -> None:
         repository.close()
 
 
+def _transport(url: str | None, token: str | None) -> Any:
+    """HTTP to a running server (``--url``), else in-process on INTEROP_MONGODB_URI."""
+    from interop.transport import HttpTransport, InProcessTransport
+
+    if url:
+        return HttpTransport(url, token=token)
+    settings = _load_settings()
+    if not settings.mongodb_uri:
+        raise click.ClickException(
+            "give --url http://127.0.0.1:8080 (a running server), "
+            "or set INTEROP_MONGODB_URI to work in-process"
+        )
+    return InProcessTransport(settings)
+
+
+_URL_HELP = "Server base URL, e.g. http://127.0.0.1:8080 [default: in-process on INTEROP_MONGODB_URI]."
+
+
+@cli.command("import")
+@click.argument("path", type=click.Path(exists=True, path_type=Path))
+@click.option("--url", default=None, help=_URL_HELP)
+@click.option("--token", default=None, envvar="INTEROP_TOKEN", help="Bearer token for --url (INTEROP_TOKEN).")
+@click.option("--batch-size", type=click.IntRange(1, 10_000), default=500, show_default=True,
+              help="Resources per transaction for NDJSON and collection Bundles.")  # fmt: skip
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def import_(path: Path, url: str | None, token: str | None, batch_size: int, quiet: bool) -> None:
+    """Load FHIR Bundles (.json) and NDJSON (.ndjson) from a file or a folder.
+
+    Transaction Bundles are committed all or nothing; batch Bundles entry by entry;
+    NDJSON lines, collection Bundles and single resources in transactions of
+    --batch-size (resources with an id keep it). Prints created/updated/failed, with
+    the reason of every failure; exits 1 if anything failed.
+    """
+    from interop.importer import Importer, files_under
+
+    files = files_under(path)
+    transport = _transport(url, token)
+    total = sum(f.stat().st_size for f in files)
+    try:
+        with click.progressbar(length=total, label="importing", file=sys.stderr, hidden=quiet) as bar:
+            summary = Importer(transport, batch_size=batch_size, progress=bar.update).run(files)
+    finally:
+        transport.close()
+    click.echo(summary.line())
+    for failure in summary.failed[:50]:
+        click.echo(f"  failed {failure.where}: {failure.reason}")
+    if len(summary.failed) > 50:
+        click.echo(f"  ... and {len(summary.failed) - 50} more")
+    if summary.failed:
+        sys.exit(1)
+
+
+@cli.command("export")
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--type", "types", multiple=True, help="Only this resource type (repeatable) [default: all].")
+@click.option("--since", default=None, help="Only resources changed since this instant (FHIR dateTime).")
+@click.option("--patient", "patients", is_flag=True, help="Patient-level export (Patient/$export).")
+@click.option("--group", default=None, help="Export the members of this Group (Group/{id}/$export).")
+@click.option("--url", default=None, help=_URL_HELP)
+@click.option("--token", default=None, envvar="INTEROP_TOKEN", help="Bearer token for --url (INTEROP_TOKEN).")
+@click.option("--timeout", type=click.IntRange(1), default=3600, show_default=True, help="Seconds to wait.")
+def export(
+    directory: Path,
+    types: tuple[str, ...],
+    since: str | None,
+    patients: bool,
+    group: str | None,
+    url: str | None,
+    token: str | None,
+    timeout: int,
+) -> None:
+    """Bulk Data $export into DIRECTORY, one Type.ndjson file per resource type.
+
+    Kicks off the export, polls its status until the manifest is ready, downloads the
+    files. `interop import DIRECTORY` loads them back.
+    """
+    from interop.exporter import ExportError, bulk_export
+
+    transport = _transport(url, token)
+    try:
+        level = "group" if group else "patient" if patients else "system"
+        written = bulk_export(
+            transport,
+            directory,
+            types=list(types),
+            since=since,
+            level=level,
+            group=group,
+            timeout=timeout,
+            echo=lambda m: click.echo(m, err=True),
+        )
+    except ExportError as exc:
+        raise click.ClickException(str(exc)) from exc
+    finally:
+        transport.close()
+    for name, count in sorted(written.items()):
+        click.echo(f"{name}: {count} resource(s)")
+
+
 def _register_hl7() -> None:
     from interop.hl7_cli import hl7
 

@@ -58,8 +58,12 @@ def repository(settings: Settings) -> Iterator[MongoRepository]:
 
 
 @pytest.fixture
-def app(settings: Settings, repository: MongoRepository) -> Flask:
-    return create_app(settings, repository=repository)
+def app(settings: Settings, repository: MongoRepository) -> Iterator[Flask]:
+    app = create_app(settings, repository=repository)
+    yield app
+    inbox = app.extensions.get("console_inbox")  # the console opens the HL7 inbox on first use
+    if inbox is not None:
+        inbox.close()
 
 
 @pytest.fixture

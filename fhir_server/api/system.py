@@ -8,6 +8,7 @@ from typing import Any
 from flask import Blueprint, Response, current_app, request
 
 from conformance.capability import CapabilityFeatures, build_capability_statement
+from conformance.operations import OPERATIONS
 from conformance.registry import resource_types
 from fhir_server.api import negotiation
 from fhir_server.api.rendering import fhir_response
@@ -42,6 +43,7 @@ def _capability(base_url: str, version: str) -> dict[str, Any]:
             conditional_update=True,
             conditional_delete="single",
         ),
+        operations=[(name, definition["url"]) for name, definition in OPERATIONS.items()],
     )
 
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import contextvars
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
@@ -155,6 +155,21 @@ class Repository(Protocol):
         """Current, non-deleted resources by id (for _include), in the order given."""
 
     def resource_types_in_use(self) -> list[str]: ...
+
+    def current_records(
+        self,
+        resource_type: str,
+        *,
+        any_keys: list[str] | None = None,
+        key_prefixes: list[str] | None = None,
+        ids: list[str] | None = None,
+        fields: tuple[str, ...] = ("ix", "ir"),
+    ) -> Iterable[dict[str, Any]]:
+        """Current searchable records (index values, optionally ``json``) holding any of the
+        keys or key prefixes, or with these ids: the input of population analytics."""
+
+    def count_current(self) -> dict[str, int]:
+        """Current resources per type."""
 
     def reindex(self, resource_type: str, compute: Callable[[dict[str, Any]], dict[str, Any]]) -> int:
         """Recompute the search index fields of a type's current resources."""

@@ -39,6 +39,7 @@ from pymongo.errors import (
 )
 
 from fhir_server.repository import mql
+from fhir_server.repository.analytics import AnalyticsReads
 from fhir_server.repository.base import (
     HistoryPage,
     HistoryQuery,
@@ -50,6 +51,7 @@ from fhir_server.repository.base import (
     add_store_time,
     store_time_depth,
 )
+from fhir_server.repository.exports import ExportStore
 from fhir_server.repository.history import HistoryReads
 from fhir_server.repository.lookups import LOOKUP_KEYS, Postings, lookup_keys
 from fhir_server.repository.records import (
@@ -98,7 +100,7 @@ def _store_errors(func: Callable[P, R]) -> Callable[P, R]:
     return wrapper
 
 
-class MongoRepository(TransactionWrites, HistoryReads):
+class MongoRepository(TransactionWrites, HistoryReads, AnalyticsReads, ExportStore):
     """Thread-safe; one instance per process (pymongo pools connections)."""
 
     def __init__(

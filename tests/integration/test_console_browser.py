@@ -1,0 +1,147 @@
+"""The console in a real browser (headless Chromium from Debian, driven by Playwright):
+sign in, open the dashboard, find a failed HL7 message, read it, reprocess it after the
+mapping is fixed, follow the resource it produced, view a chart. Screenshots go to
+INTEROP_TEST_ARTIFACTS (default ``test-artifacts/``) as the run's artifacts."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import pytest
+from flask import Flask, Response, redirect, request
+from werkzeug.serving import make_server
+
+from fhir_server import create_app
+from fhir_server.console.access import ADMINISTRATOR, ConsoleUser
+from fhir_server.repository.mongo import MongoRepository
+from fhir_server.settings import Settings
+from tests.integration.test_console_inbox import admission, inbox, mapping_fixed, receive  # noqa: F401
+from tests.population_data import HBA1C, generate, transaction
+
+sync_api = pytest.importorskip("playwright.sync_api")
+CHROMIUM = os.environ.get("INTEROP_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(
+        CHROMIUM is None, reason="Debian's chromium is not installed (apt-get install chromium)"
+    ),
+]
+ARTIFACTS = Path(os.environ.get("INTEROP_TEST_ARTIFACTS", "test-artifacts")) / "browser"
+ADMIN = ConsoleUser("Ada Admin", frozenset({ADMINISTRATOR}))
+
+
+class CookieLogin:
+    """A stand-in login provider (the security component supplies the real one)."""
+
+    def current_user(self) -> ConsoleUser | None:
+        return ADMIN if request.cookies.get("test-user") == "ada" else None
+
+    def login_url(self, next_url: str) -> str:
+        return "/test-login?next=" + quote(next_url)
+
+
+def login_view() -> Any:
+    if request.method == "GET":
+        return ('<form method="post"><input name="user" id="user"><input name="password" type="password" '
+                'id="password"><button id="sign-in">Sign in</button></form>')  # fmt: skip
+    response: Response = redirect(request.args.get("next", "/console/"))  # type: ignore[assignment]
+    if request.form.get("user") == "ada" and request.form.get("password") == "secret":
+        response.set_cookie("test-user", "ada", httponly=True, samesite="Strict")
+    return response
+
+
+@pytest.fixture
+def app(settings: Settings, repository: MongoRepository) -> Flask:
+    """Closed (auth required), with a login provider; the inbox is the test's (no store of its own)."""
+    closed = create_app(settings.with_overrides(auth="required"), repository=repository)
+    closed.extensions["console_auth"] = CookieLogin()
+    closed.add_url_rule("/test-login", view_func=login_view, methods=["GET", "POST"])
+    return closed
+
+
+@pytest.fixture
+def base_url(app: Flask) -> Iterator[str]:
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        thread.join()
+
+
+@pytest.fixture
+def page(base_url: str) -> Iterator[Any]:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        try:
+            context = browser.new_context(base_url=base_url, viewport={"width": 1280, "height": 900})
+            yield context.new_page()
+        finally:
+            browser.close()
+
+
+def shot(page: Any, name: str) -> None:
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+def test_operator_journey(page: Any, app: Flask, inbox: Any, mapping_fixed: dict[str, bool]) -> None:  # noqa: F811
+    pop = generate(seed=11, patients=40)
+    bundles = app.extensions["interop"].bundles
+    bundles.transaction(bundles.entries(transaction(pop.resources))[1], lambda entry: None)
+    failed = receive(inbox, admission("FAIL7"), "FAIL7")
+    receive(inbox, admission("OK7"), "OK7")
+    app.extensions["console_inbox"].reprocess([failed.id])  # the mapping is still broken: an error
+
+    # Sign in.
+    page.goto("/console/")
+    assert "/test-login" in page.url
+    page.fill("#user", "ada")
+    page.fill("#password", "secret")
+    page.click("#sign-in")
+    page.wait_for_url("**/console/")
+    assert page.inner_text("h1") == "Dashboard"
+    assert "Ada Admin" in page.inner_text("header")
+    assert page.inner_text("#resource-total") == str(len(pop.resources))
+    shot(page, "1-dashboard")
+
+    # Find the failed message and read it.
+    page.click("text=HL7 inbox")
+    page.select_option("select[name=status]", "error")
+    page.click("text=Filter")
+    rows = page.locator("#messages tr")
+    assert rows.count() == 2  # the header and FAIL7
+    page.click("text=FAIL7")
+    assert page.inner_text("#ack").startswith("AE")
+    assert "Doe^Jane" in page.inner_text("details.segment >> nth=2")
+    shot(page, "2-failed-message")
+
+    # Fix the mapping, reprocess, follow the produced resource.
+    mapping_fixed["fixed"] = True
+    page.click("#reprocess")
+    assert "processed" in page.inner_text("#reprocessed")
+    shot(page, "3-reprocessed")
+    page.click("text=FAIL7")
+    assert page.inner_text("#ack").startswith("AA")
+    page.click("#produced a >> nth=0")
+    assert page.inner_text("h1").startswith("Patient/")
+    assert "MRNFAIL7" in page.inner_text("#json")
+    shot(page, "4-produced-patient")
+
+    # View a chart.
+    page.goto(
+        f"/console/analytics?measure=lab-distribution&code={HBA1C}&start=2019-01-01&end=2022-12-31&bucket=year"
+    )
+    page.wait_for_function("Chart.getChart(document.getElementById('chart')) !== undefined")
+    labels = page.evaluate("Chart.getChart(document.getElementById('chart')).data.labels")
+    assert labels == ["2019", "2020", "2021", "2022"]
+    assert "value(s) in %" in page.inner_text("#summary")
+    shot(page, "5-analytics-chart")
