@@ -72,7 +72,12 @@ def _instant(name: str) -> datetime | None:
 
 
 def _same_origin() -> None:
-    """State-changing forms must come from the console's own pages (a CSRF guard)."""
+    """State-changing forms must come from the console's own pages (a CSRF guard). The
+    browser's Sec-Fetch-Site says so directly; under ``Referrer-Policy: no-referrer`` (set
+    for every response) a form's Origin is "null", so Origin/Referer only serve older
+    browsers."""
+    if request.headers.get("Sec-Fetch-Site") == "same-origin":
+        return
     origin = request.headers.get("Origin") or request.headers.get("Referer") or ""
     if urlsplit(origin).netloc != urlsplit(request.host_url).netloc:
         raise outcomes.Forbidden("This form must be sent from the console's own pages")

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import secrets
 from typing import Any
 
-from flask import Blueprint, Response, current_app, redirect, render_template, request, url_for
+from flask import Blueprint, Response, current_app, g, redirect, render_template, request, url_for
 
 from fhir_server import outcomes
 from fhir_server.console import access
@@ -46,7 +47,30 @@ def check_access() -> Response | None:
 def inject_user() -> dict[str, Any]:
     if request.blueprint != "console":
         return {}
-    return {"console_user": access.current_user(), "url_rules": set(current_app.view_functions)}
+    return {
+        "console_user": access.current_user(),
+        "url_rules": set(current_app.view_functions),
+        "csp_nonce": _nonce(),
+    }
+
+
+def _nonce() -> str:
+    if "csp_nonce" not in g:
+        g.csp_nonce = secrets.token_urlsafe(16)
+    return str(g.csp_nonce)
+
+
+@console.after_request
+def content_policy(response: Response) -> Response:
+    """The console's own policy (the API's ``default-src 'none'`` would block its pages):
+    scripts and styles only from the console itself, inline scripts only with this
+    response's nonce; forms post only here."""
+    response.headers["Content-Security-Policy"] = (
+        f"default-src 'self'; script-src 'self' 'nonce-{_nonce()}'; style-src 'self' 'unsafe-inline'; "
+        "img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+    )
+    response.headers["Referrer-Policy"] = "same-origin"
+    return response
 
 
 @console.app_template_filter("summary")
