@@ -25,6 +25,8 @@ from pymongo.collection import Collection
 from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
 
+from fhir_server.repository.base import NewVersion
+
 LOOKUP_PREFIX = "lookup_"
 # ``system|value`` only: what conditional operations and HL7 matching send; a value
 # without its system is rarer and is answered by a scan.
@@ -37,6 +39,21 @@ BUILT = "#built"
 
 def lookup_keys(record: dict[str, Any]) -> list[str]:
     return [k for k in record.get("ix") or () if k.startswith(LOOKUP_KEYS)]
+
+
+def new_identities(new: NewVersion, record: dict[str, Any]) -> list[str]:
+    """The keys to post for a new version: none when its identifiers are those of the
+    version it replaces (already posted), so an update costs no posting round trips."""
+    previous = new.previous
+    if (
+        previous is not None
+        and not previous.deleted
+        and previous.resource is not None
+        and new.resource is not None
+        and previous.resource.get("identifier") == new.resource.get("identifier")
+    ):
+        return []
+    return lookup_keys(record)
 
 
 class Postings:

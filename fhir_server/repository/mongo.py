@@ -53,7 +53,7 @@ from fhir_server.repository.base import (
 )
 from fhir_server.repository.exports import ExportStore
 from fhir_server.repository.history import HistoryReads
-from fhir_server.repository.lookups import LOOKUP_KEYS, Postings, lookup_keys
+from fhir_server.repository.lookups import LOOKUP_KEYS, Postings, lookup_keys, new_identities
 from fhir_server.repository.records import (
     HEAD_PREFIX,
     HISTORY_PREFIX,
@@ -351,7 +351,7 @@ class MongoRepository(TransactionWrites, HistoryReads, AnalyticsReads, ExportSto
         record = self.new_record(new)
         if new.resource_type not in self._indexed:
             self.ensure_indexes(new.resource_type)
-        self._postings.add(new.resource_type, new.id, lookup_keys(record))  # before the claim
+        self._postings.add(new.resource_type, new.id, new_identities(new, record))  # before the claim
         if new.version == 1:
             # The searchable record's unique _id is version 1's claim; the head follows.
             try:

@@ -41,7 +41,7 @@ from pymongo.database import Database
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from fhir_server.repository.base import NewVersion, StoredVersion, VersionClaimed
-from fhir_server.repository.lookups import Postings, lookup_keys
+from fhir_server.repository.lookups import Postings, new_identities
 from fhir_server.repository.records import from_record, head_of, record_of, search_doc_of
 
 JOURNAL = "transactions"
@@ -116,7 +116,7 @@ class TransactionWrites:
         self._write_journal(tx, writes, kinds, records, claims)
         for new, record in zip(writes, records, strict=True):
             self._history(new.resource_type)  # the type's indexes and postings are ready
-            self._postings.add(new.resource_type, new.id, lookup_keys(record))  # before the decision
+            self._postings.add(new.resource_type, new.id, new_identities(new, record))  # before the decision
         conflicts = self._make_claims(tx, writes, kinds, records, locks)
         if conflicts:
             self._decide(tx, committed=False)
@@ -136,7 +136,7 @@ class TransactionWrites:
         if not self._decide(tx, committed=True):
             self._roll_back(tx)  # the lease ran out and someone aborted it
             raise VersionClaimed("transaction took longer than its lease and was aborted")
-        self._apply(tx, writes, kinds, records, locks)
+        self._apply(tx, writes, kinds, records, locks, owner=True)
         return [from_record(n.resource_type, r) for n, r in zip(writes, records, strict=True)]
 
     @staticmethod
@@ -220,9 +220,13 @@ class TransactionWrites:
         kinds: list[str],
         records: list[dict[str, Any]],
         locks: list[str],
+        *,
+        owner: bool = False,
     ) -> None:
         """Make a committed transaction's versions current; idempotent, so the owner,
-        a reader and recovery may all run it."""
+        a reader and recovery may all run it. Others check each head first (a late replay
+        must not move a head back); the owner writes right after its own claims, and the
+        probe for a newer version covers a writer that came after it."""
         searchable: dict[str, list[dict[str, Any]]] = {}
         heads: dict[str, list[dict[str, Any]]] = {}
         for new, kind, record in zip(writes, kinds, records, strict=True):
@@ -235,7 +239,7 @@ class TransactionWrites:
                     self._search_docs(new.resource_type).replace_one({"_id": new.id}, search_doc_of(record))
                 heads.setdefault(new.resource_type, []).append(head_of(record))
             else:
-                head = self._heads(new.resource_type).find_one({"_id": new.id}, {"v": 1})
+                head = None if owner else self._heads(new.resource_type).find_one({"_id": new.id}, {"v": 1})
                 if head is None or int(head["v"]) < new.version:
                     self._write_current(new.resource_type, record)
                     if self._claimed(new.resource_type, new.id, new.version + 1):

@@ -73,6 +73,8 @@ class _Plan:
     write_entry: list[int] = field(default_factory=list)
     locks: list[str] = field(default_factory=list)
     results: dict[int, EntryResult] = field(default_factory=dict)
+    # Current versions the planning already read (conditional matches), by Type/id.
+    heads: dict[str, StoredVersion] = field(default_factory=dict)
     # Entries that write nothing themselves but name a resource another entry writes.
     aliases: dict[int, str] = field(default_factory=dict)
 
@@ -361,6 +363,7 @@ class BundleService:
             )
         if matches:
             conditional[key] = (matches[0].id, True)
+            plan.heads[f"{entry.resource_type}/{matches[0].id}"] = matches[0]  # no second read
             return matches[0].id, False
         if entry.method == "DELETE":
             plan.results[entry.index] = EntryResult(204)
@@ -386,7 +389,8 @@ class BundleService:
     ) -> NewVersion | None:
         """The version an entry writes (None when it changes nothing), with its result."""
         service, resource_type = self._resources, entry.resource_type
-        head = None if fresh else service.current(resource_type, id)
+        known = plan.heads.get(f"{resource_type}/{id}")
+        head = None if fresh else (known if known is not None else service.current(resource_type, id))
         service.guard_existing(resource_type, id, head, deleting=entry.method == "DELETE")
         if entry.if_match is not None and (head is None or head.version != entry.if_match):
             raise outcomes.PreconditionFailed(

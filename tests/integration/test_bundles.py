@@ -394,7 +394,7 @@ def test_recovery_settles_what_a_dead_writer_left(repository: MongoRepository, c
     original_apply = transactions.TransactionWrites._apply
     original_decide = transactions.TransactionWrites._decide
 
-    def no_apply(*args: Any) -> None:
+    def no_apply(*args: Any, **kwargs: Any) -> None:
         raise SystemExit("killed after the decision")
 
     transactions.TransactionWrites._apply = no_apply  # type: ignore[method-assign]
