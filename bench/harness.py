@@ -295,6 +295,30 @@ def start_bench_store(work: Path, stamp: str, cleanup: list[Any]) -> BenchStore:
     return BenchStore(uri, database, pid if embedded else found_pid, description, external)
 
 
+@dataclass
+class RunningServer:
+    server: Server
+    port: int
+    argv: list[str]
+    env: dict[str, str]
+    settings: Settings
+
+
+def start_server(work: Path, cleanup: list[Any]) -> RunningServer:
+    """The server exactly as ``interop run`` starts it, on a free port, once it is ready."""
+    from interop.cli import gunicorn_argv
+
+    port = free_port()
+    env = {**os.environ, "INTEROP_HTTP_PORT": str(port)}
+    settings = Settings.from_env(env)
+    argv = gunicorn_argv(settings)
+    print(f"starting the server: {shlex.join(argv)}", file=sys.stderr)
+    server = Server("server", argv, env, work / "server.log")
+    cleanup.append(server)
+    wait_ready(server, port, "/readyz")
+    return RunningServer(server, port, argv, env, settings)
+
+
 def tear_down(cleanup: list[Any], external_db: tuple[str, str] | None, work: Path) -> None:
     """Stop what a benchmark started (in reverse order), drop its database on a store it
     did not start, and remove its temporary directory; never raises."""

@@ -49,22 +49,18 @@ if str(ROOT) not in sys.path:  # `python bench/search_run.py` puts bench/, not t
 from bench.harness import (  # noqa: E402
     RESULTS_DIR,
     BenchError,
-    Server,
     append_report,
     command_line,
-    free_port,
     gunicorn_config,
     machine,
     sigterm_as_exit,
     start_bench_store,
+    start_server,
     tear_down,
-    wait_ready,
 )
 from bench.search_clients import Load, Run, Skip, load, mean, percentile, run_query  # noqa: E402
 from bench.search_queries import QUERIES, sample  # noqa: E402
 from bench.search_report import detail_table, load_table, main_table, size_label, verdict  # noqa: E402
-from fhir_server.settings import Settings  # noqa: E402
-from interop.cli import gunicorn_argv  # noqa: E402
 
 TARGET_OURS_P99_MS = 5.0
 TARGET_LOOKUP_P99_MS = 50.0
@@ -170,15 +166,9 @@ def main(argv: list[str] | None = None) -> int:
             bench_store = start_bench_store(work, stamp, cleanup)
             store_pid, store_text = bench_store.pid, bench_store.description
             external_db = bench_store.external
-            port = free_port()
-            env = {**os.environ, "INTEROP_HTTP_PORT": str(port)}
-            settings = Settings.from_env(env)
-            server_argv = gunicorn_argv(settings)
-            print(f"starting the server: {shlex.join(server_argv)}", file=sys.stderr)
             version = source_version()  # what the server imports now
-            server = Server("server", server_argv, env, work / "server.log")
-            cleanup.append(server)
-            wait_ready(server, port, "/readyz")
+            running = start_server(work, cleanup)
+            server, port, server_argv, settings = running.server, running.port, running.argv, running.settings
 
             loads: list[Load] = []
             runs: list[Run] = []

@@ -92,6 +92,11 @@ def domain_resource_types() -> frozenset[str]:
 
 def split_union(expression: str) -> list[str]:
     """Split a FHIRPath expression on its top-level ``|`` (not inside parentheses or strings)."""
+    return list(_split_union(expression))
+
+
+@lru_cache(maxsize=4096)
+def _split_union(expression: str) -> tuple[str, ...]:
     terms: list[str] = []
     depth = 0
     quoted = False
@@ -115,7 +120,7 @@ def split_union(expression: str) -> list[str]:
             start = i + 1
         i += 1
     terms.append(expression[start:].strip())
-    return [t for t in terms if t]
+    return tuple(t for t in terms if t)
 
 
 def _term_type(term: str) -> str:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from flask import Flask
 
 from fhir_server.repository.base import Repository
+from fhir_server.services.bundles import BundleService
 from fhir_server.services.resources import ResourceService
 from fhir_server.settings import Settings
 
@@ -18,10 +19,14 @@ class Components:
     settings: Settings
     repository: Repository
     resources: ResourceService
+    bundles: BundleService
 
 
 def create_app(settings: Settings | None = None, *, repository: Repository | None = None) -> Flask:
-    from fhir_server.api import access
+    from fhir_server.api import (
+        access,
+        bundle_views,  # noqa: F401  (registers POST /fhir on the blueprint)
+    )
     from fhir_server.api.errors import register_error_handlers
     from fhir_server.api.resources import fhir
     from fhir_server.api.system import system
@@ -37,16 +42,18 @@ def create_app(settings: Settings | None = None, *, repository: Repository | Non
                 "INTEROP_MONGODB_URI is not set: start the server with `make run` (embedded store) "
                 "or point it at a MongoDB server"
             )
-        repository = MongoRepository(settings.mongodb_uri, settings.database)
+        repository = MongoRepository(
+            settings.mongodb_uri, settings.database, query_timeout_ms=settings.search_timeout_ms
+        )
 
     app = Flask(__name__)
     app.config["INTEROP_SETTINGS"] = settings
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.url_map.strict_slashes = False
-    app.extensions["interop"] = Components(
-        settings, repository, ResourceService(repository, base_url=settings.fhir_base)
-    )
+    resources = ResourceService(repository, base_url=settings.fhir_base)
+    bundles = BundleService(resources, max_entries=settings.max_bundle_entries, base_url=settings.fhir_base)
+    app.extensions["interop"] = Components(settings, repository, resources, bundles)
     install_request_ids(app)
     register_error_handlers(app)
     access.install(app, settings.auth)

@@ -141,6 +141,13 @@ class Unprocessable(FhirError):
     code = "processing"
 
 
+class TooCostly(FhirError):
+    """A search the store could not finish within the configured time (400, too-costly)."""
+
+    status = 400
+    code = "too-costly"
+
+
 class StoreUnavailable(FhirError):
     """The document store cannot be reached; the request may be retried (503)."""
 

@@ -11,6 +11,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from fhir_server.outcomes import InvalidRequest
 
@@ -34,6 +35,9 @@ class Settings:
     auth: str = "required"
     base_url_override: str | None = None
     max_body_bytes: int = 16 * 1024 * 1024
+    max_bundle_entries: int = 10_000
+    hl7_timezone: str = "UTC"
+    search_timeout_ms: int = 30_000
     log_level: str = "INFO"
     http_workers: int = 4
     history_page_size: int = 50
@@ -82,6 +86,16 @@ class Settings:
                 raise SettingsError(f"{name} must be between {low} and {high}, got {value}")
             return value
 
+        def zone(name: str, default: str) -> str:
+            value = text(name, default)
+            try:
+                ZoneInfo(value)
+            except (ValueError, ZoneInfoNotFoundError) as exc:
+                raise SettingsError(
+                    f"{name} must be an IANA time zone such as Europe/Berlin, got {value!r}"
+                ) from exc
+            return value
+
         auth = text("INTEROP_AUTH", "required").lower()
         if auth not in AUTH_MODES:
             raise SettingsError(f"INTEROP_AUTH must be one of {AUTH_MODES}, got {auth!r}")
@@ -121,6 +135,9 @@ class Settings:
             auth=auth,
             base_url_override=env.get("INTEROP_BASE_URL", "").strip() or None,
             max_body_bytes=integer("INTEROP_MAX_BODY_BYTES", 16 * 1024 * 1024),
+            max_bundle_entries=integer("INTEROP_MAX_BUNDLE_ENTRIES", 10_000, 1),
+            hl7_timezone=zone("INTEROP_HL7_TIMEZONE", "UTC"),
+            search_timeout_ms=integer("INTEROP_SEARCH_TIMEOUT_MS", 30_000, 10),
             log_level=text("INTEROP_LOG_LEVEL", "INFO").upper(),
             http_workers=integer("INTEROP_HTTP_WORKERS", 4, 1, 256),
         )

@@ -28,7 +28,7 @@ RECOVERY_PAUSE = 30.0
 
 def load_process(spec: str | None) -> Process:
     """The processing callable named ``module:attribute``; :func:`no_processing` when None."""
-    if not spec:
+    if not spec or spec == "none":
         return no_processing
     module_name, _, attribute = spec.partition(":")
     if not attribute:

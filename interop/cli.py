@@ -109,7 +109,9 @@ def run() -> None:
         else:
             log.info("using the MongoDB server from INTEROP_MONGODB_URI")
         if not supervisor.stop_requested:
-            _recover(env["INTEROP_MONGODB_URI"], settings.database, RECOVERY_WINDOW)
+            # The embedded store serves this node alone: nobody else can be mid-transaction.
+            single_node = not settings.mongodb_uri
+            _recover(env["INTEROP_MONGODB_URI"], settings.database, RECOVERY_WINDOW, abandon=single_node)
             supervisor.spawn("http", gunicorn_argv(settings), env=env, stop_timeout=HTTP_STOP_TIMEOUT)
             supervisor.spawn("mllp", listener_argv(), env=env, stop_timeout=MLLP_STOP_TIMEOUT)
         code = supervisor.run()
@@ -149,14 +151,15 @@ def store(data_dir: Path | None) -> None:
 RECOVERY_WINDOW = timedelta(hours=24)
 
 
-def _recover(uri: str, database: str, window: timedelta | None) -> int:
-    """Bring forward heads left behind by writers that died after their commit point."""
+def _recover(uri: str, database: str, window: timedelta | None, *, abandon: bool = False) -> int:
+    """Bring forward heads left behind by writers that died after their commit point,
+    and settle their transactions (``abandon``: abort the undecided ones at once)."""
     from fhir_server.repository.mongo import MongoRepository
 
     repository = MongoRepository(uri, database)
     try:
         since = None if window is None else datetime.now(UTC) - window
-        repaired = repository.recover(since)
+        repaired = repository.recover(since, abandon_in_flight=abandon)
     finally:
         repository.close()
     if repaired:

@@ -39,7 +39,11 @@ def _since(value: str | None) -> datetime | None:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
 
 
-_PROCESS_HELP = "Processing as module:function (default: store and mark processed, no resources)."
+DEFAULT_PROCESS = "hl7_listener.processing:process"
+_PROCESS_HELP = (
+    "Processing as module:function (default: map to FHIR and store, "
+    f"{DEFAULT_PROCESS}; 'none': store and mark processed only)."
+)
 
 
 @click.group()
@@ -48,7 +52,7 @@ def hl7() -> None:
 
 
 @hl7.command()
-@click.option("--process", "process_spec", default=None, help=_PROCESS_HELP)
+@click.option("--process", "process_spec", default=DEFAULT_PROCESS, help=_PROCESS_HELP)
 def listen(process_spec: str | None) -> None:
     """Run the MLLP listener in the foreground until Ctrl-C or SIGTERM.
 
@@ -162,7 +166,7 @@ def inbox(status: str | None, since: str | None, limit: int) -> None:
 )
 @click.option("--since", default=None, help="Only messages received since: 2h, 30m, 7d or an ISO date/time.")
 @click.option("--limit", type=click.IntRange(min=1), default=10_000, show_default=True)
-@click.option("--process", "process_spec", default=None, help=_PROCESS_HELP)
+@click.option("--process", "process_spec", default=DEFAULT_PROCESS, help=_PROCESS_HELP)
 def replay(status: str, since: str | None, limit: int, process_spec: str | None) -> None:
     """Run stored messages through processing again (by default those that failed)."""
     from concurrent.futures import ThreadPoolExecutor

@@ -34,7 +34,12 @@ def add_store_time(seconds: float) -> None:
 
 
 class VersionClaimed(Exception):
-    """Another writer committed this version number first (optimistic-lock loss)."""
+    """Another writer committed this version number first (optimistic-lock loss), or
+    another transaction holds a claim this one needs: re-read and try again."""
+
+
+class QueryTooCostly(Exception):
+    """A search ran past the query time limit (INTEROP_SEARCH_TIMEOUT_MS)."""
 
 
 class StoreError(Exception):
@@ -82,6 +87,8 @@ class NewVersion:
     previous: StoredVersion | None = None
     # Search index fields (``ix``, ``ir``, ``so``) stored with the version, in the same write.
     index: dict[str, Any] | None = None
+    # A server-assigned random id: nobody else can name it, so no claim is needed to create it.
+    fresh: bool = False
 
 
 @dataclass(frozen=True)
@@ -115,6 +122,18 @@ class Repository(Protocol):
     def commit(self, new: NewVersion) -> StoredVersion:
         """Commit one new version; raise :class:`VersionClaimed` if it was taken."""
 
+    def commit_all(
+        self, writes: list[NewVersion], locks: list[str], verify: Callable[[], None] | None = None
+    ) -> list[StoredVersion]:
+        """Commit several new versions as one transaction: all become visible or none.
+
+        ``locks`` name conditional identities (e.g. ``Patient?identifier=s|v``) the
+        transaction creates; a concurrent transaction creating the same identity waits.
+        ``verify`` runs once the locks are held and before the decision (re-check that
+        the identities are still unmatched; raise :class:`VersionClaimed` if not).
+        Raise :class:`VersionClaimed` (after waiting for the other writer to finish) when
+        a version or identity was taken; the caller re-plans and retries."""
+
     def catch_up(self, resource_type: str, id: str) -> StoredVersion | None:
         """Bring the head forward to the newest committed version and return it."""
 
@@ -140,8 +159,10 @@ class Repository(Protocol):
     def reindex(self, resource_type: str, compute: Callable[[dict[str, Any]], dict[str, Any]]) -> int:
         """Recompute the search index fields of a type's current resources."""
 
-    def recover(self, since: datetime | None) -> int:
-        """Repair heads left behind by writers that died after their commit point."""
+    def recover(self, since: datetime | None, *, abandon_in_flight: bool = False) -> int:
+        """Repair heads left behind by writers that died after their commit point, and
+        settle their transactions (``abandon_in_flight``: abort undecided ones at once,
+        for a start-up where no other writer can be alive)."""
 
     def ping(self) -> None:
         """Raise :class:`StoreError` unless the store answers."""

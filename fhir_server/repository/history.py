@@ -37,6 +37,9 @@ class HistoryReads:
     def resource_types_in_use(self) -> list[str]:
         raise NotImplementedError
 
+    def visible(self, record: dict[str, Any]) -> bool:
+        raise NotImplementedError
+
     def _read_history(self, query: HistoryQuery) -> HistoryPage:
         if query.resource_type and query.id:
             return self._instance_history(query.resource_type, query.id, query)
@@ -97,7 +100,11 @@ class HistoryReads:
                 continue
             total += history.count_documents(mongo_filter) + heads.count_documents(first_versions)
             streams.append(
-                [from_record(resource_type, r) for r in history.find(mongo_filter, sort=order).limit(wanted)]
+                [
+                    from_record(resource_type, r)
+                    for r in history.find(mongo_filter, sort=order).limit(wanted)
+                    if self.visible(r)  # not a claim of an undecided or aborted transaction
+                ]
             )
             streams.append(
                 [from_record(resource_type, r) for r in heads.find(first_versions, sort=order).limit(wanted)]
@@ -124,6 +131,8 @@ class HistoryReads:
             entry = from_record(resource_type, record)
             found[(entry.id, entry.version)] = entry
         for record in self._versions(resource_type).find(mongo_filter):
+            if not self.visible(record):
+                continue
             entry = from_record(resource_type, record)
             found[(entry.id, entry.version)] = entry
         result: list[StoredVersion] = []

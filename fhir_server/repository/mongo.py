@@ -19,7 +19,7 @@ import contextlib
 import functools
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import Any, ParamSpec, TypeVar
 from uuid import uuid4
@@ -43,6 +43,7 @@ from fhir_server.repository.base import (
     HistoryPage,
     HistoryQuery,
     NewVersion,
+    QueryTooCostly,
     StoredVersion,
     StoreError,
     VersionClaimed,
@@ -50,6 +51,7 @@ from fhir_server.repository.base import (
     store_time_depth,
 )
 from fhir_server.repository.history import HistoryReads
+from fhir_server.repository.lookups import LOOKUP_KEYS, Postings, lookup_keys
 from fhir_server.repository.records import (
     HEAD_PREFIX,
     HISTORY_PREFIX,
@@ -64,6 +66,7 @@ from fhir_server.repository.records import (
     replace_or_insert,
     search_doc_of,
 )
+from fhir_server.repository.transactions import TransactionWrites
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -80,7 +83,7 @@ def _store_errors(func: Callable[P, R]) -> Callable[P, R]:
         started = time.perf_counter()
         try:
             return func(*args, **kwargs)
-        except (VersionClaimed, StoreError):
+        except (VersionClaimed, StoreError, QueryTooCostly):
             raise
         except (ConnectionFailure, ExecutionTimeout, WTimeoutError) as exc:
             raise StoreError(f"document store unreachable: {exc.__class__.__name__}") from exc
@@ -95,10 +98,13 @@ def _store_errors(func: Callable[P, R]) -> Callable[P, R]:
     return wrapper
 
 
-class MongoRepository(HistoryReads):
+class MongoRepository(TransactionWrites, HistoryReads):
     """Thread-safe; one instance per process (pymongo pools connections)."""
 
-    def __init__(self, uri: str, database: str, *, timeout_ms: int = 5000) -> None:
+    def __init__(
+        self, uri: str, database: str, *, timeout_ms: int = 5000, query_timeout_ms: int = 30_000
+    ) -> None:
+        self._query_timeout_ms = query_timeout_ms
         self._alias = f"interop-{uuid4().hex}"
         # mongoengine owns the connection registry; the fixed-schema documents of later
         # components (audit, inbox, clients) share this connection by alias.
@@ -120,6 +126,8 @@ class MongoRepository(HistoryReads):
         self._elem_match: bool | None = None
         self._secondary_indexes: bool | None = None
         self._lock = threading.Lock()
+        self._init_transactions()
+        self._postings = Postings(self._db)
 
     # -- collections -------------------------------------------------------------------
 
@@ -158,6 +166,11 @@ class MongoRepository(HistoryReads):
             searchable = self._search_docs(resource_type)
             for name, keys in SEARCH_INDEXES.items():
                 searchable.create_index(keys, name=name)
+        if not self._postings.built(resource_type):
+            # Data written before postings existed: post it once, then searches may use them.
+            for doc in self._search_docs(resource_type).find({"del": False}, {"ix": 1}):
+                self._postings.add(resource_type, str(doc["_id"]), lookup_keys(doc))
+            self._postings.mark_built(resource_type)
         with self._lock:
             self._indexed.add(resource_type)
 
@@ -174,12 +187,14 @@ class MongoRepository(HistoryReads):
     @_store_errors
     def read(self, resource_type: str, id: str) -> StoredVersion | None:
         record = self._heads(resource_type).find_one({"_id": id})
+        if record is not None and self.unsettled([record]):
+            record = self._heads(resource_type).find_one({"_id": id})
         return None if record is None else from_record(resource_type, record, id)
 
     @_store_errors
     def vread(self, resource_type: str, id: str, version: int) -> StoredVersion | None:
         record = self._versions(resource_type).find_one({"_id": f"{id}/{version}"})
-        if record is not None:
+        if record is not None and self.visible(record):
             return from_record(resource_type, record, id)
         head = self.read(resource_type, id)  # version 1 of a resource never updated
         return head if head is not None and head.version == version else None
@@ -195,19 +210,53 @@ class MongoRepository(HistoryReads):
     ) -> list[StoredVersion]:
         if limit <= 0:
             return []
-        ids = mql.required_ids(mongo_filter)
+        docs = self._search_page(resource_type, mongo_filter, sort, skip, limit)
+        if self.unsettled(docs):  # a transaction was still being applied: read its result
+            docs = self._search_page(resource_type, mongo_filter, sort, skip, limit)
+        return [from_record(resource_type, d) for d in docs]
+
+    def _search_page(
+        self,
+        resource_type: str,
+        mongo_filter: dict[str, Any],
+        sort: list[tuple[str, int]],
+        skip: int,
+        limit: int,
+    ) -> list[dict[str, Any]]:
+        ids = self._candidate_ids(resource_type, mongo_filter)
         if ids is not None or not self._store_evaluates(mongo_filter):
             docs = mql.sort_documents(self._evaluate_here(resource_type, mongo_filter, ids), sort)
-            return [from_record(resource_type, d) for d in docs[skip : skip + limit]]
+            return docs[skip : skip + limit]
         cursor = self._search_docs(resource_type).find(current_only(mongo_filter), WITHOUT_INDEX, sort=sort)
-        return [from_record(resource_type, r) for r in cursor.skip(skip).limit(limit)]
+        with self._time_limited():
+            return list(cursor.skip(skip).limit(limit).max_time_ms(self._query_timeout_ms))
 
     @_store_errors
     def count(self, resource_type: str, mongo_filter: dict[str, Any]) -> int:
-        ids = mql.required_ids(mongo_filter)
+        ids = self._candidate_ids(resource_type, mongo_filter)
         if ids is not None or not self._store_evaluates(mongo_filter):
             return len(self._evaluate_here(resource_type, mongo_filter, ids))
-        return self._search_docs(resource_type).count_documents(current_only(mongo_filter))
+        with self._time_limited():
+            return self._search_docs(resource_type).count_documents(
+                current_only(mongo_filter), maxTimeMS=self._query_timeout_ms
+            )
+
+    def _candidate_ids(self, resource_type: str, mongo_filter: dict[str, Any]) -> list[str] | None:
+        """The only ids a filter can match, when it names them or requires an identity
+        key with postings (lookups.py); None when the store must search."""
+        ids = mql.required_ids(mongo_filter)
+        if ids is not None:
+            return ids
+        keys = mql.required_keys(mongo_filter, LOOKUP_KEYS)
+        if keys is None:
+            return None
+        found: list[str] = []
+        for key in keys:
+            posted = self._postings.ids(resource_type, key)
+            if posted is None:
+                return None
+            found += posted
+        return found
 
     def _store_evaluates(self, mongo_filter: dict[str, Any]) -> bool:
         """False when the filter needs ``$elemMatch`` with field conditions and the store
@@ -237,16 +286,28 @@ class MongoRepository(HistoryReads):
             return [doc for doc in found if doc is not None and mql.matches(wanted, doc)]
         loose = mql.without(mongo_filter, "$elemMatch")
         candidates = self._search_docs(resource_type).find(current_only(loose))
-        return [doc for doc in candidates if mql.matches(mongo_filter, doc)]
+        with self._time_limited():
+            return [
+                doc
+                for doc in candidates.max_time_ms(self._query_timeout_ms)
+                if mql.matches(mongo_filter, doc)
+            ]
+
+    @contextlib.contextmanager
+    def _time_limited(self) -> Iterator[None]:
+        try:
+            yield
+        except ExecutionTimeout as exc:
+            raise QueryTooCostly(f"the search ran past {self._query_timeout_ms} ms") from exc
 
     @_store_errors
     def get_many(self, resource_type: str, ids: list[str]) -> list[StoredVersion]:
         # One _id lookup each: the only filter every store answers from its index.
         found = []
         for id in dict.fromkeys(ids):
-            record = self._heads(resource_type).find_one({"_id": id})
-            if record is not None and not record.get("del"):
-                found.append(from_record(resource_type, record, id))
+            stored = self.read(resource_type, id)
+            if stored is not None and not stored.deleted:
+                found.append(stored)
         return found
 
     @_store_errors
@@ -263,10 +324,10 @@ class MongoRepository(HistoryReads):
 
     # -- writes --------------------------------------------------------------------------
 
-    @_store_errors
-    def commit(self, new: NewVersion) -> StoredVersion:
+    def new_record(self, new: NewVersion) -> dict[str, Any]:
+        """The history record of a new version (its other records are cut from it)."""
         last_updated = new.last_updated.replace(microsecond=new.last_updated.microsecond // 1000 * 1000)
-        record: dict[str, Any] = {
+        return {
             "_id": f"{new.id}/{new.version}",
             "id": new.id,
             "v": new.version,
@@ -276,8 +337,19 @@ class MongoRepository(HistoryReads):
             "json": None if new.resource is None else orjson.dumps(new.resource).decode(),
             **(new.index or {}),
         }
+
+    @_store_errors
+    def commit_all(
+        self, writes: list[NewVersion], locks: list[str], verify: Callable[[], None] | None = None
+    ) -> list[StoredVersion]:
+        return self._commit_all(writes, locks, verify)
+
+    @_store_errors
+    def commit(self, new: NewVersion) -> StoredVersion:
+        record = self.new_record(new)
         if new.resource_type not in self._indexed:
             self.ensure_indexes(new.resource_type)
+        self._postings.add(new.resource_type, new.id, lookup_keys(record))  # before the claim
         if new.version == 1:
             # The searchable record's unique _id is version 1's claim; the head follows.
             try:
@@ -321,12 +393,20 @@ class MongoRepository(HistoryReads):
         while True:
             head = self._heads(resource_type).find_one({"_id": id}, projection={"v": 1})
             searchable = self._search_docs(resource_type).find_one({"_id": id}, WITHOUT_INDEX)
+            if searchable is not None and searchable["v"] == 0 and "tx" in searchable:
+                self.settle(searchable["tx"], wait=True)  # a transaction's claim on a new id
+                continue
             head_version = int(head["v"]) if head else 0
             search_version = int(searchable["v"]) if searchable else 0
             version = min(head_version, search_version)
-            newest = None
+            newest, pending = None, None
             while (record := history.find_one({"_id": f"{id}/{version + 1}"})) is not None:
+                if "tx" in record and not self._is_applied(record["tx"]):
+                    pending = record["tx"]
+                    break
                 newest, version = record, version + 1
+            if pending is not None and self.settle(pending, wait=True) is not None:
+                continue  # the transaction is applied or rolled back now: look again
             if newest is not None and int(newest["v"]) >= max(head_version, search_version):
                 self._write_current(resource_type, newest)
                 continue
@@ -343,8 +423,8 @@ class MongoRepository(HistoryReads):
             return self.read(resource_type, id)
 
     @_store_errors
-    def recover(self, since: datetime | None) -> int:
-        repaired = 0
+    def recover(self, since: datetime | None, *, abandon_in_flight: bool = False) -> int:
+        repaired = self.recover_transactions(abandon=abandon_in_flight)
         for resource_type in self.resource_types_in_use():
             query: dict[str, Any] = {} if since is None else {"lu": {"$gte": since}}
             newest: dict[str, int] = {}
@@ -376,6 +456,7 @@ class MongoRepository(HistoryReads):
                 fields = compute(orjson.loads(current["json"]))
                 if all(current.get(k) == fields[k] for k in INDEX_FIELDS):
                     break
+                self._postings.add(resource_type, str(doc["_id"]), lookup_keys(fields))
                 collection.update_one({"_id": doc["_id"]}, {"$set": fields})
                 after = collection.find_one({"_id": doc["_id"]}, {"v": 1})
                 if after is not None and after["v"] == current["v"]:

@@ -74,6 +74,21 @@ def required_ids(query: dict[str, Any]) -> list[str] | None:
     return None
 
 
+def required_keys(query: dict[str, Any], prefixes: tuple[str, ...]) -> list[str] | None:
+    """Index keys (with one of ``prefixes``) of which a match must carry one: a top-level
+    clause ``{ix: key}``, or an ``$or`` of such clauses (also inside a top-level
+    ``$and``); otherwise None."""
+    clauses = query["$and"] if set(query) == {"$and"} else [query]
+    for clause in clauses:
+        if not isinstance(clause, dict):
+            continue
+        alternatives = clause["$or"] if set(clause) == {"$or"} else [clause]
+        keys = [a.get("ix") if isinstance(a, dict) and set(a) == {"ix"} else None for a in alternatives]
+        if keys and all(isinstance(k, str) and k.startswith(prefixes) for k in keys):
+            return [str(k) for k in keys]
+    return None
+
+
 def _values(node: Any, path: list[str]) -> list[Any]:
     """Every value at ``path``; arrays are both themselves and their elements."""
     if not path:

@@ -48,14 +48,14 @@ def from_record(resource_type: str, record: dict[str, Any], id: str | None = Non
 
 def head_of(record: dict[str, Any]) -> dict[str, Any]:
     """The head: what a read needs, and nothing for search."""
-    head: dict[str, Any] = {k: record[k] for k in ("v", "lu", "del", "m", "json") if k in record}
+    head: dict[str, Any] = {k: record[k] for k in ("v", "lu", "del", "m", "json", "tx") if k in record}
     head["_id"] = record["id"]
     return head
 
 
 def search_doc_of(record: dict[str, Any]) -> dict[str, Any]:
     """The searchable record: the resource with its index values, in one document."""
-    doc = {k: record[k] for k in ("v", "lu", "del", "m", "json", *INDEX_FIELDS) if k in record}
+    doc = {k: record[k] for k in ("v", "lu", "del", "m", "json", "tx", *INDEX_FIELDS) if k in record}
     doc["_id"] = record["id"]
     return doc
 

@@ -23,6 +23,7 @@ from fhir_server.repository.base import (
     HistoryPage,
     HistoryQuery,
     NewVersion,
+    QueryTooCostly,
     Repository,
     StoredVersion,
     StoreError,
@@ -305,7 +306,7 @@ class ResourceService:
         self, resource_type: str, body: Any, *, if_none_exist: SearchRequest | None = None
     ) -> WriteResult:
         check_type(resource_type)
-        resource = self._checked_body(resource_type, body)
+        resource = self.checked_body(resource_type, body)
         if if_none_exist is not None:
             matches = self.search_ids(resource_type, if_none_exist)
             if len(matches) > 1:
@@ -321,7 +322,7 @@ class ResourceService:
     def update(self, resource_type: str, id: str, body: Any, *, if_match: int | None = None) -> WriteResult:
         check_type(resource_type)
         check_id(id)
-        resource = self._checked_body(resource_type, body)
+        resource = self.checked_body(resource_type, body)
         if resource.get("id") is None:
             raise outcomes.InvalidRequest("The resource must carry its id on update", expression="id")
         if resource["id"] != id:
@@ -334,7 +335,7 @@ class ResourceService:
         self, resource_type: str, criteria: SearchRequest, body: Any, *, if_match: int | None = None
     ) -> WriteResult:
         check_type(resource_type)
-        resource = self._checked_body(resource_type, body)
+        resource = self.checked_body(resource_type, body)
         matches = self.search_ids(resource_type, criteria)
         if len(matches) > 1:
             raise outcomes.PreconditionFailed(
@@ -378,7 +379,7 @@ class ResourceService:
                 )
             if patched.get("id") != id:
                 raise outcomes.Unprocessable("JSON Patch must not change the id", expression="id")
-            return self._checked_body(resource_type, patched)
+            return self.checked_body(resource_type, patched)
 
         return self._write(resource_type, id, apply, "PATCH", if_match)
 
@@ -404,7 +405,7 @@ class ResourceService:
 
     # -- internals -----------------------------------------------------------------------
 
-    def _checked_body(self, resource_type: str, body: Any) -> dict[str, Any]:
+    def checked_body(self, resource_type: str, body: Any) -> dict[str, Any]:
         if not isinstance(body, dict):
             raise outcomes.InvalidRequest("The request body must be a JSON object (a FHIR resource)")
         actual = body.get("resourceType")
@@ -439,32 +440,7 @@ class ResourceService:
                 raise outcomes.PreconditionFailed(
                     f'If-Match W/"{if_match}" failed: {resource_type}/{id} {current}'
                 )
-            resource = make(head)
-            version = head.version + 1 if head else 1
-            now = self._clock()
-            if head is not None and now <= head.last_updated:
-                now = head.last_updated + timedelta(milliseconds=1)
-            now = now.replace(microsecond=now.microsecond // 1000 * 1000)
-            if resource is not None:
-                meta = dict(resource.get("meta") or {})
-                meta["versionId"] = str(version)
-                meta["lastUpdated"] = format_instant(now)
-                # resourceType, id and meta first, as every FHIR example orders them.
-                rest = {k: v for k, v in resource.items() if k not in ("resourceType", "id", "meta")}
-                resource = {"resourceType": resource_type, "id": id, "meta": meta, **rest}
-            new = NewVersion(
-                resource_type=resource_type,
-                id=id,
-                version=version,
-                last_updated=now,
-                method=method,
-                resource=resource,
-                deleted=resource is None,
-                previous=head,
-                index=None
-                if resource is None
-                else index_resource(resource_type, resource, base_url=self._base_url).as_fields(),
-            )
+            new = self.new_version(resource_type, id, head, make(head), method)
             try:
                 stored = self._call(self._repo.commit, new)
             except VersionClaimed:
@@ -477,11 +453,67 @@ class ResourceService:
             return WriteResult(stored, created=head is None or head.deleted)
         raise outcomes.Conflict(f"{resource_type}/{id} is being changed by too many writers; retry")
 
+    def new_id(self) -> str:
+        return self._new_id()
+
+    def current(self, resource_type: str, id: str) -> StoredVersion | None:
+        """The head as stored (possibly a deletion), or None: for planning a transaction."""
+        return self._call(self._repo.read, resource_type, id)
+
+    def commit_all(
+        self, writes: list[NewVersion], locks: list[str], verify: Callable[[], None] | None = None
+    ) -> list[StoredVersion]:
+        """Commit versions built by :meth:`new_version` as one all-or-nothing unit."""
+        return self._call(self._repo.commit_all, writes, locks, verify)
+
+    def new_version(
+        self,
+        resource_type: str,
+        id: str,
+        head: StoredVersion | None,
+        resource: dict[str, Any] | None,
+        method: str,
+        *,
+        fresh: bool = False,
+    ) -> NewVersion:
+        """The next version after ``head``: meta stamped, index values extracted (None
+        for a deletion). Single writes and transactions both build versions here."""
+        version = head.version + 1 if head else 1
+        now = self._clock()
+        if head is not None and now <= head.last_updated:
+            now = head.last_updated + timedelta(milliseconds=1)
+        now = now.replace(microsecond=now.microsecond // 1000 * 1000)
+        if resource is not None:
+            meta = dict(resource.get("meta") or {})
+            meta["versionId"] = str(version)
+            meta["lastUpdated"] = format_instant(now)
+            # resourceType, id and meta first, as every FHIR example orders them.
+            rest = {k: v for k, v in resource.items() if k not in ("resourceType", "id", "meta")}
+            resource = {"resourceType": resource_type, "id": id, "meta": meta, **rest}
+        return NewVersion(
+            resource_type=resource_type,
+            id=id,
+            version=version,
+            last_updated=now,
+            method=method,
+            resource=resource,
+            deleted=resource is None,
+            previous=head,
+            index=None
+            if resource is None
+            else index_resource(resource_type, resource, base_url=self._base_url).as_fields(),
+            fresh=fresh,
+        )
+
     def _call(self, func: Callable[..., Any], *args: Any) -> Any:
         try:
             return func(*args)
         except StoreError as exc:
             raise _store_unavailable(exc) from exc
+        except QueryTooCostly as exc:
+            raise outcomes.TooCostly(
+                f"The search took too long ({exc}); narrow it with more selective criteria"
+            ) from exc
 
 
 def http_date(value: datetime) -> str:

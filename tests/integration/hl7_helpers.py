@@ -26,7 +26,7 @@ def adt(
         f"MSH|^~\\&|{app}|{facility}|EHR|MAIN|20240101120000||ADT^A01^ADT_A01|{control_id}|P|{version}{extra}\r"
         "EVN|A01|20240101120000\r"
         f"PID|1||MRN{control_id}^^^HOSP^MR||Doe^Jane||19800101|F\r"
-        "PV1|1|I|W^101^1\r"
+        f"PV1|1|I|W^101^1{'|' * 16}V{control_id}\r"  # PV1-19 visit number: the mappings need it
     ).encode()
 
 

@@ -11,6 +11,8 @@ _ADDRESS_PARTS = ("text", "line", "city", "district", "state", "postalCode", "co
 
 
 def normalize(text: str) -> str:
+    if text.isascii():
+        return text.lower()  # nothing to decompose; ASCII casefold is lower (the common case)
     decomposed = unicodedata.normalize("NFKD", text)
     return "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()
 

@@ -78,3 +78,15 @@ def test_required_ids() -> None:
     assert mql.required_ids({"$or": [{"_id": "a"}, {"ix": "x"}]}) is None
     assert mql.required_ids({"_id": {"$nin": ["a"]}}) is None
     assert mql.required_ids({"ix": "x"}) is None
+
+
+def test_required_keys_finds_an_identity_clause_at_the_top_level() -> None:
+    key, other = "identifier\x1fsc\x1furn:mrn|1", "identifier\x1fsc\x1furn:mrn|2"
+    prefixes = ("identifier\x1f",)
+    assert mql.required_keys({"ix": key}, prefixes) == [key]
+    assert mql.required_keys({"$and": [{"ix": {"$regex": "^name"}}, {"ix": key}]}, prefixes) == [key]
+    assert mql.required_keys({"$or": [{"ix": key}, {"ix": other}]}, prefixes) == [key, other]
+    # not required (an alternative without it), or not an identity key
+    assert mql.required_keys({"$or": [{"ix": key}, {"ix": "gender\x1fc\x1fmale"}]}, prefixes) is None
+    assert mql.required_keys({"ix": "gender\x1fc\x1fmale"}, prefixes) is None
+    assert mql.required_keys({"$nor": [{"ix": key}]}, prefixes) is None
