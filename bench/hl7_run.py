@@ -46,7 +46,7 @@ def adt(control_id: str) -> bytes:
         f"PID|1||MRN{control_id}^^^HOSP^MR||Nguyen^An^B||19840309|F|||"
         "12 Main St^^Springfield^IL^62701||555-0100\r"
         "NK1|1|Nguyen^Binh|SPO\r"
-        f"PV1|1|I|W^101^1^HOSP||||1234^Smith^John^^^Dr|||MED||||||||V{control_id}\r"
+        f"PV1|1|I|W^101^1^HOSP||||1234^Smith^John^^^Dr|||MED|||||||||V{control_id}\r"
     ).encode()
 
 
