@@ -11,8 +11,9 @@ In one run, on loopback, with the embedded store (or INTEROP_MONGODB_URI, fresh 
 * **floor**: the same closed loop against ``bench/hl7_echo.py``, a bare asyncio MLLP server
   that answers a constant ACK without parsing or storing.
 
-The listener is the real process (``interop hl7 listen``, default processing: store and mark
-processed). CPU seconds of the listener and the store are read from /proc. Prints a markdown
+The listener is the real process (``interop hl7 listen --process none``: durable intake
+and outcome record; ``--process hl7_listener.processing:process`` adds mapping and FHIR
+writes). CPU seconds of the listener and the store are read from /proc. Prints a markdown
 section and appends it to docs/benchmarks.md unless ``--no-append``.
 """
 
@@ -45,7 +46,7 @@ def adt(control_id: str) -> bytes:
         f"PID|1||MRN{control_id}^^^HOSP^MR||Nguyen^An^B||19840309|F|||"
         "12 Main St^^Springfield^IL^62701||555-0100\r"
         "NK1|1|Nguyen^Binh|SPO\r"
-        "PV1|1|I|W^101^1^HOSP||||1234^Smith^John^^^Dr|||MED||||||||V123\r"
+        f"PV1|1|I|W^101^1^HOSP||||1234^Smith^John^^^Dr|||MED|||||||||V{control_id}\r"
     ).encode()
 
 
@@ -176,6 +177,12 @@ def main() -> int:
     parser.add_argument("--rate", type=float, default=200.0)
     parser.add_argument("--rate-connections", type=int, default=4)
     parser.add_argument("--obx", type=int, default=8)
+    parser.add_argument(
+        "--process",
+        default="none",
+        help="the listener's processing: 'none' (durable intake and outcome only, the default) or "
+        "module:function, e.g. hl7_listener.processing:process (mapping and FHIR writes)",
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "benchmarks.md")
     parser.add_argument("--no-append", action="store_true")
     args = parser.parse_args()
@@ -200,7 +207,8 @@ def main() -> int:
     procs: list[subprocess.Popen[bytes]] = []
     results: list[dict] = []
     try:
-        listener, address = start([sys.executable, "-m", "interop.cli", "hl7", "listen"], env)
+        argv = [sys.executable, "-m", "interop.cli", "hl7", "listen", "--process", args.process]
+        listener, address = start(argv, env)
         procs.append(listener)
         echo, echo_address = start([sys.executable, str(ROOT / "bench" / "hl7_echo.py")], env)
         procs.append(echo)
@@ -252,8 +260,9 @@ def report(args: argparse.Namespace, results: list[dict]) -> str:
         f"## HL7 v2 listener, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
         "",
         f"Command: `.venv/bin/python bench/hl7_run.py --duration {args.duration:g} --connections "
-        f"{args.connections} --rate {args.rate:g} --obx {args.obx}`; {machine()}. ADT^A01 and ORU^R01 "
-        f"({args.obx} OBX) alternate; every ACK is AA after the durable inbox write (default processing).",
+        f"{args.connections} --rate {args.rate:g} --obx {args.obx} --process {args.process}`; {machine()}. "
+        f"ADT^A01 and ORU^R01 ({args.obx} OBX) alternate; every ACK is AA after the durable inbox write "
+        f"and processing ({args.process}).",
         "",
         "| test | messages | msg/s | p50 ms | p99 ms | max ms | not AA | server CPU | store CPU | client CPU "
         "| other load |",

@@ -80,7 +80,7 @@ async def serve(
         await server.start()
         if settings.mllp_metrics_port:
             stop_metrics = handler.metrics.serve(settings.mllp_host, settings.mllp_metrics_port)
-        recovery = asyncio.create_task(_recover(handler, recovery_pause))
+        recovery = asyncio.create_task(_recover(handler, recovery_pause, stop))
         if ready is not None:
             result = ready(server)
             if result is not None:
@@ -88,8 +88,11 @@ async def serve(
         await stop.wait()
         log.info("stopping the MLLP listener: finishing in-flight messages")
         await server.shutdown()
-        recovery.cancel()
-        await asyncio.gather(recovery, return_exceptions=True)
+        # Recovery stops between two messages; one it is processing is finished first.
+        done, _ = await asyncio.wait({recovery}, timeout=server.config.drain_timeout)
+        if not done:
+            recovery.cancel()
+            await asyncio.gather(recovery, return_exceptions=True)
     finally:
         if stop_metrics is not None:
             stop_metrics()
@@ -97,22 +100,31 @@ async def serve(
         inbox.close()
 
 
-async def _recover(handler: Handler, pause: float) -> None:
+async def _until(stop: asyncio.Event, waiting: Awaitable[object]) -> None:
+    """Wait for ``waiting`` or ``stop``, whichever comes first."""
+    tasks = {asyncio.ensure_future(waiting), asyncio.ensure_future(stop.wait())}
+    _, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    for task in pending:
+        task.cancel()
+    await asyncio.gather(*pending, return_exceptions=True)
+
+
+async def _recover(handler: Handler, pause: float, stop: asyncio.Event) -> None:
     """Process stored-but-unprocessed messages: at start-up, then whenever processing was
     deferred by a store failure (after ``pause`` seconds), retrying while the store is
     unreachable."""
     delay = 1.0
-    while True:
+    while not stop.is_set():
         try:
             handler.deferred.clear()
-            await handler.recover()
+            await handler.recover(stop=stop)
             delay = 1.0
-            await handler.deferred.wait()
-            await asyncio.sleep(pause)  # let the store come back before scanning
+            await _until(stop, handler.deferred.wait())
+            await _until(stop, asyncio.sleep(pause))  # let the store come back before scanning
         except Exception as exc:
             log.warning("recovery of unprocessed messages failed (%s); retrying in %.0f s", exc, delay)
             handler.deferred.set()
-            await asyncio.sleep(delay)
+            await _until(stop, asyncio.sleep(delay))
             delay = min(delay * 2, max(pause, 1.0))
 
 

@@ -249,12 +249,16 @@ class Handler:
             return _Result(ack.Outcome.ERROR, [detail], recorded=False)
         return result
 
-    async def recover(self, since: datetime | None = None) -> int:
-        """Process every stored message that has no outcome (after a crash); returns how many."""
+    async def recover(self, since: datetime | None = None, stop: asyncio.Event | None = None) -> int:
+        """Process every stored message that has no outcome (after a crash); returns how many.
+
+        Returns early, between two messages, once ``stop`` is set (shutdown)."""
         loop = asyncio.get_running_loop()
         pending = await loop.run_in_executor(self._executor, self._inbox.unprocessed, since)
         done = 0
         for listed in pending:
+            if stop is not None and stop.is_set():
+                break
             if listed.id in self._finished or listed.id in self._in_flight:
                 continue
             record = await loop.run_in_executor(self._executor, self._inbox.get, listed.id)
