@@ -78,6 +78,11 @@ def create_app(settings: Settings | None = None, *, repository: Repository | Non
 
     install_cds(app, settings, resources, CdsRecords.of(repository))
     console.install(app)
+    if settings.auth == "required":
+        from fhir_server.console import signin
+        from fhir_server.repository.auth_store import AuthStore
+
+        signin.install(app, AuthStore.of(repository), tls=settings.tls_cert is not None)
     return app
 
 

@@ -45,7 +45,7 @@ def check_access() -> Response | None:
 
 @console.app_context_processor
 def inject_user() -> dict[str, Any]:
-    if request.blueprint != "console":
+    if request.blueprint not in ("console", "console_signin"):
         return {}
     return {
         "console_user": access.current_user(),
