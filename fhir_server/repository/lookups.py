@@ -19,6 +19,7 @@ insert per new identity and nothing else.
 from __future__ import annotations
 
 import contextlib
+from collections import OrderedDict
 from typing import Any
 
 from pymongo.collection import Collection
@@ -35,6 +36,13 @@ MAX_POSTINGS = 50
 # Present once every resource of the type has its postings (new types start so; older
 # data is back-filled first): only then may searches trust the postings.
 BUILT = "#built"
+
+
+def _remember(cache: OrderedDict[str, Any], key: str, value: Any, limit: int = 100_000) -> None:
+    cache[key] = value
+    cache.move_to_end(key)
+    if len(cache) > limit:
+        cache.popitem(last=False)
 
 
 def lookup_keys(record: dict[str, Any]) -> list[str]:
@@ -57,16 +65,22 @@ def new_identities(new: NewVersion, record: dict[str, Any]) -> list[str]:
 
 
 class Postings:
+    """Thread-safe enough: its caches only ever skip work that is known to be done."""
+
     def __init__(self, db: Database[dict[str, Any]]) -> None:
         self._db = db
         self._built: set[str] = set()
+        # Per key, a slot below which every slot is taken (slots are never removed), so
+        # a writer does not probe a long run again; and the keys known to be overflowing.
+        self._taken: OrderedDict[str, int] = OrderedDict()
+        self._full: OrderedDict[str, None] = OrderedDict()
 
     def _collection(self, resource_type: str) -> Collection[dict[str, Any]]:
         return self._db[LOOKUP_PREFIX + resource_type]
 
     def ids(self, resource_type: str, key: str) -> list[str] | None:
         """The ids posted under a key, or None when the postings cannot answer."""
-        if not self.built(resource_type):
+        if not self.built(resource_type) or key in self._full:
             return None
         collection, found = self._collection(resource_type), list[str]()
         for n in range(MAX_POSTINGS + 1):
@@ -74,6 +88,7 @@ class Postings:
             if posting is None:
                 return found
             if n == MAX_POSTINGS:
+                _remember(self._full, key, None)
                 return None  # too many resources share it: not an identity
             found.append(posting["id"])
         return found
@@ -81,7 +96,9 @@ class Postings:
     def add(self, resource_type: str, id: str, keys: list[str]) -> None:
         collection = self._collection(resource_type)
         for key in keys:
-            n = 0
+            if key in self._full:
+                continue  # searches on it scan anyway
+            n = self._taken.get(key, 0)
             while n <= MAX_POSTINGS:
                 # Insert first: a new identity (the common case) costs one round trip.
                 try:
@@ -92,6 +109,10 @@ class Postings:
                     if posting is not None and posting.get("id") == id:
                         break  # already posted (an update that kept the identifier)
                     n += 1
+            if n >= MAX_POSTINGS:
+                _remember(self._full, key, None)
+            else:
+                _remember(self._taken, key, n + 1)
 
     def built(self, resource_type: str) -> bool:
         if resource_type in self._built:
