@@ -105,6 +105,7 @@ def send(
     CRLF segment ends; or MLLP-framed). Exits 1 if any message was not accepted (AA/CA).
     """
     from hl7_listener.client import MllpClient, ack_code, client_tls_context, split_messages
+    from hl7_listener.mllp import encode
 
     settings = _settings()
     messages = [m for f in files for m in split_messages(f.read_bytes())]
@@ -116,7 +117,21 @@ def send(
         started = time.monotonic()
         async with MllpClient(*target, tls=context) as client:
             for n, message in enumerate(messages, 1):
-                reply = await client.send(message)
+                condition = _accept_ack_condition(message)
+                if condition in ("NE", "ER"):
+                    # Enhanced mode: NE asks for no accept ACK at all, ER only on an error.
+                    await client.send_raw(encode(message))
+                    try:
+                        if condition == "NE":
+                            raise TimeoutError
+                        reply = await asyncio.wait_for(client.receive(), 2.0)
+                    except TimeoutError:
+                        counts["sent"] = counts.get("sent", 0) + 1
+                        if not quiet:
+                            click.echo(f"(no ACK requested: MSH-15 {condition})")
+                        continue
+                else:
+                    reply = await client.send(message)
                 code = ack_code(reply) or "?"
                 counts[code] = counts.get(code, 0) + 1
                 if not quiet:
@@ -132,8 +147,19 @@ def send(
         raise click.ClickException(f"MLLP {target[0]}:{target[1]}: {exc}") from exc
     summary = ", ".join(f"{code} {n}" for code, n in sorted(counts.items()))
     click.echo(f"{len(messages)} message(s): {summary}", err=True)
-    if set(counts) - {"AA", "CA"}:
+    if set(counts) - {"AA", "CA", "sent"}:
         sys.exit(1)
+
+
+def _accept_ack_condition(message: bytes) -> str:
+    """MSH-15 of an outgoing message (empty when it cannot be read: wait for the ACK)."""
+    from mappings.errors import ParseError
+    from mappings.message import parse
+
+    try:
+        return parse(message).accept_ack_type.upper()
+    except ParseError:
+        return ""
 
 
 @hl7.command()

@@ -116,3 +116,20 @@ def test_since_must_be_a_duration_or_a_date(settings: Settings) -> None:
     result = CliRunner().invoke(cli, ["hl7", "inbox", "--since", "yesterday"], env=env(settings))
     assert result.exit_code == 2
     assert "2h, 30m, 7d" in result.output
+
+
+def test_send_does_not_wait_for_an_ack_the_message_does_not_ask_for(
+    settings: Settings, inbox: MongoInbox, tmp_path: Path
+) -> None:
+    """Enhanced mode with MSH-15 NE: the listener sends no accept ACK; the sender goes on."""
+    path = tmp_path / "ne.hl7"
+    path.write_bytes(adt("NE1", extra="|||NE|NE") + adt("AL1", extra="|||AL|NE"))
+    with RunningListener(settings, strict) as listener:
+        host, port = listener.address
+        args = ["hl7", "send", str(path), "--host", host, "--port", str(port)]
+        result = CliRunner().invoke(cli, args, env=env(settings), prog_name="interop")
+    assert result.exit_code == 0, result.output
+    assert "(no ACK requested: MSH-15 NE)" in result.output
+    assert "MSA|CA|AL1" in result.output
+    assert "2 message(s): CA 1, sent 1" in result.output
+    assert inbox.get(inbox_id("LAB", "HOSP", "NE1")) is not None
