@@ -116,8 +116,18 @@ def dashboard() -> str:
         total=sum(counts.values()),
         activity=activity,
         inbox=_inbox_summary(),
-        cds=None,
+        cds=_cds_totals(),
     )
+
+
+def _cds_totals() -> dict[str, int] | None:
+    if "cds-services" not in {
+        rule.rule.strip("/").split("/")[0] for rule in current_app.url_map.iter_rules()
+    }:
+        return None
+    from fhir_server.repository.cds import CdsRecords
+
+    return CdsRecords.of(current_app.extensions["interop"].repository).totals()
 
 
 def _inbox_summary() -> dict[str, Any] | None:

@@ -67,6 +67,13 @@ class CdsRecords:
         found: list[dict[str, Any]] = self._run(self._db[FEEDBACK].find, {"service": service}, {"_id": 0})
         return found
 
+    def totals(self) -> dict[str, int]:
+        """Cards returned and feedback received, for the console's dashboard."""
+        return {
+            "cards": int(self._run(self._db[EVALUATIONS].estimated_document_count)),
+            "feedback": int(self._run(self._db[FEEDBACK].estimated_document_count)),
+        }
+
     def claim_token_id(self, issuer: str, jti: str, expires: datetime) -> bool:
         """True the first time a (issuer, jti) is seen; False for a replay."""
         try:

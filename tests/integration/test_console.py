@@ -35,7 +35,53 @@ def test_dashboard_counts_resources_by_type(client: FlaskClient) -> None:
     assert rows["Observation"] == str(len(pop.of("Observation")))
     assert re.search(r'id="resource-total">(\d+)<', page).group(1) == str(len(pop.resources) - 1)  # type: ignore[union-attr]
     assert "chart.umd.min.js" in page
-    assert "not part of this build" in page  # CDS (and the inbox until it lands) degrade to a note
+    assert re.search(r'<h2>CDS cards</h2><div class="figure">0</div>', page)
+
+
+def test_dashboard_counts_cds_cards(client: FlaskClient) -> None:
+    bundle = {
+        "resourceType": "Bundle",
+        "type": "transaction",
+        "entry": [
+            {
+                "resource": {
+                    "resourceType": "Patient",
+                    "id": "cds1",
+                    "gender": "female",
+                    "birthDate": "1970-05-01",
+                },
+                "request": {"method": "PUT", "url": "Patient/cds1"},
+            },
+            {
+                "resource": {
+                    "resourceType": "Observation",
+                    "id": "cds1-a1c",
+                    "status": "final",
+                    "code": {"coding": [{"system": "http://loinc.org", "code": "4548-4"}]},
+                    "subject": {"reference": "Patient/cds1"},
+                    "effectiveDateTime": "2026-10-01",
+                    "valueQuantity": {
+                        "value": 6.9,
+                        "unit": "%",
+                        "system": "http://unitsofmeasure.org",
+                        "code": "%",
+                    },
+                },
+                "request": {"method": "PUT", "url": "Observation/cds1-a1c"},
+            },
+        ],
+    }
+    assert client.post("/fhir", json=bundle, headers=headers()).status_code == 200
+    call = {
+        "hook": "patient-view",
+        "hookInstance": "d1577c69-dfbe-44ad-ba6d-3e05e953b2ea",
+        "context": {"userId": "Practitioner/example", "patientId": "cds1"},
+    }
+    cards = client.post("/cds-services/diabetes-diagnosis", json=call).get_json()["cards"]
+    assert cards
+    page = text(client, "/console/")
+    shown = re.search(r'<h2>CDS cards</h2><div class="figure">(\d+)</div>', page)
+    assert shown is not None and int(shown.group(1)) == len(cards)
 
 
 def test_browse_search_read_and_diff(client: FlaskClient) -> None:
@@ -108,11 +154,12 @@ def closed_app(settings: Settings, repository: MongoRepository) -> Iterator[Flas
         app.extensions["console_inbox"].close()
 
 
-def test_closed_without_a_login_provider(closed_app: Flask) -> None:
+def test_auth_required_sends_people_to_sign_in(closed_app: Flask) -> None:
     client = closed_app.test_client()
     response = client.get("/console/")
-    assert response.status_code == 302 and "/console/login" in response.headers["Location"]
-    assert "Sign in required" in text(client, "/console/login", 401)
+    assert response.status_code == 302 and "/console/signin/" in response.headers["Location"]
+    login = client.get("/console/login")
+    assert login.status_code == 302 and "/console/signin/" in login.headers["Location"]
     assert client.get("/console/resources?type=Patient").status_code == 302
     css = client.get("/console/static/console.css")
     assert css.status_code == 200

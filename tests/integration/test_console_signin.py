@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
@@ -15,7 +16,7 @@ from fhir_server.settings import Settings
 
 
 @pytest.fixture
-def secured(settings: Settings, repository: MongoRepository) -> FlaskClient:
+def secured(settings: Settings, repository: MongoRepository) -> Iterator[FlaskClient]:
     store = AuthStore.of(repository)
     for name, admin in (("ada", True), ("bob", False)):
         store.insert(
@@ -29,7 +30,13 @@ def secured(settings: Settings, repository: MongoRepository) -> FlaskClient:
             },
         )
     app = create_app(settings.with_overrides(auth="required"), repository=repository)
-    return app.test_client()
+    yield app.test_client()
+    for name in ("console_inbox",):
+        if app.extensions.get(name) is not None:
+            app.extensions[name].close()
+    audit = getattr(app.extensions["interop"], "audit", None)
+    if audit is not None:
+        audit.close()
 
 
 def sign_in(client: FlaskClient, user: str, password: str, next_url: str = "/console/") -> object:
