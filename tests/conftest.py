@@ -16,6 +16,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from fhir_server import create_app
+from fhir_server.repository.inbox import MongoInbox
 from fhir_server.repository.mongo import MongoRepository
 from fhir_server.settings import Settings
 
@@ -69,3 +70,15 @@ def app(settings: Settings, repository: MongoRepository) -> Iterator[Flask]:
 @pytest.fixture
 def client(app: Flask) -> FlaskClient:
     return app.test_client()
+
+
+@pytest.fixture
+def inbox(settings: Settings) -> Iterator[MongoInbox]:
+    """The HL7 inbox of the test's database (emptied and closed afterwards)."""
+    assert settings.mongodb_uri
+    store = MongoInbox(settings.mongodb_uri, settings.database)
+    try:
+        yield store
+    finally:
+        store.drop()
+        store.close()

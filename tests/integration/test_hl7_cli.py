@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from click.testing import CliRunner
 
 from fhir_server.repository.inbox import ERROR, PROCESSED, MongoInbox, inbox_id
@@ -13,17 +11,6 @@ from fhir_server.settings import Settings
 from interop.cli import cli
 from tests.integration.hl7_cli_processing import strict
 from tests.integration.hl7_helpers import RunningListener, adt
-
-
-@pytest.fixture
-def inbox(settings: Settings) -> Iterator[MongoInbox]:
-    assert settings.mongodb_uri
-    store = MongoInbox(settings.mongodb_uri, settings.database)
-    try:
-        yield store
-    finally:
-        store.drop()
-        store.close()
 
 
 def env(settings: Settings) -> dict[str, str]:

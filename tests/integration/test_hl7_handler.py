@@ -4,31 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 
 import hypothesis
 import hypothesis.strategies as st
-import pytest
 
 from fhir_server.repository.inbox import ERROR, PROCESSED, InboxRecord, Intake, MongoInbox, inbox_id
-from fhir_server.settings import Settings
 from hl7_listener.handler import Handler, Process, ProcessResult, Reply
 from mappings.errors import MappingError
 from mappings.message import Message, parse
 from tests.integration.hl7_helpers import adt, fields
-
-
-@pytest.fixture
-def inbox(settings: Settings) -> Iterator[MongoInbox]:
-    assert settings.mongodb_uri
-    store = MongoInbox(settings.mongodb_uri, settings.database)
-    try:
-        yield store
-    finally:
-        store.drop()
-        store.close()
 
 
 def handle_all(

@@ -19,17 +19,6 @@ from tests.integration.hl7_helpers import RunningListener, StoreProxy, adt, fiel
 
 
 @pytest.fixture
-def inbox(settings: Settings) -> Iterator[MongoInbox]:
-    assert settings.mongodb_uri
-    store = MongoInbox(settings.mongodb_uri, settings.database)
-    try:
-        yield store
-    finally:
-        store.drop()
-        store.close()
-
-
-@pytest.fixture
 def listener(settings: Settings, inbox: MongoInbox) -> Iterator[RunningListener]:
     with RunningListener(settings) as running:
         yield running
