@@ -120,6 +120,24 @@ def dashboard() -> str:
     )
 
 
+@console.get("/cds")
+def cds_activity() -> str:
+    """Per CDS service: cards returned, feedback, and per card type accepted vs overridden
+    with the override reasons given (the same summary as the service's feedback/summary)."""
+    from decision_support.feedback import summarise
+
+    parts: Any = current_app.extensions.get("cds")
+    services = []
+    for service in parts.registry if parts is not None else []:
+        items = parts.records.feedback(service.id)
+        evaluations = parts.records.evaluations(sorted({i["card"] for i in items}))
+        card_types = {card: e["cardType"] for card, e in evaluations.items()}
+        services.append(
+            {"id": service.id, "hook": service.hook, "title": service.title, **summarise(items, card_types)}
+        )
+    return render_template("cds.html", services=services, totals=_cds_totals())
+
+
 def _cds_totals() -> dict[str, int] | None:
     if "cds-services" not in {
         rule.rule.strip("/").split("/")[0] for rule in current_app.url_map.iter_rules()

@@ -82,6 +82,23 @@ def test_dashboard_counts_cds_cards(client: FlaskClient) -> None:
     page = text(client, "/console/")
     shown = re.search(r'<h2>CDS cards</h2><div class="figure">(\d+)</div>', page)
     assert shown is not None and int(shown.group(1)) == len(cards)
+    feedback = {
+        "feedback": [
+            {
+                "card": cards[0]["uuid"],
+                "outcome": "overridden",
+                "overrideReason": {"reason": {"code": "patient-declined", "system": "http://example.org"}},
+                "outcomeTimestamp": "2026-11-29T10:00:00Z",
+            }
+        ]
+    }
+    assert client.post("/cds-services/diabetes-diagnosis/feedback", json=feedback).status_code == 200
+    activity = text(client, "/console/cds")
+    row = re.search(r'<tr class="cds-row"><td>diabetes-diagnosis</td>.*?</tr>', activity, re.S)
+    assert row is not None
+    cells = re.findall(r"<td>(.*?)</td>", row.group(0), re.S)
+    assert cells[3:5] == ["0", "1"]  # accepted, overridden
+    assert "patient-declined (1)" in cells[6]
 
 
 def test_browse_search_read_and_diff(client: FlaskClient) -> None:
