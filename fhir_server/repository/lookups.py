@@ -80,7 +80,7 @@ class Postings:
 
     def ids(self, resource_type: str, key: str) -> list[str] | None:
         """The ids posted under a key, or None when the postings cannot answer."""
-        if not self.built(resource_type) or key in self._full:
+        if not self.built(resource_type) or f"{resource_type}/{key}" in self._full:
             return None
         collection, found = self._collection(resource_type), list[str]()
         for n in range(MAX_POSTINGS + 1):
@@ -88,7 +88,7 @@ class Postings:
             if posting is None:
                 return found
             if n == MAX_POSTINGS:
-                _remember(self._full, key, None)
+                _remember(self._full, f"{resource_type}/{key}", None)
                 return None  # too many resources share it: not an identity
             found.append(posting["id"])
         return found
@@ -96,9 +96,12 @@ class Postings:
     def add(self, resource_type: str, id: str, keys: list[str]) -> None:
         collection = self._collection(resource_type)
         for key in keys:
-            if key in self._full:
+            # Per type: the same identifier value is often posted under several types
+            # (a filler number on the ServiceRequest and on its DiagnosticReport).
+            cached = f"{resource_type}/{key}"
+            if cached in self._full:
                 continue  # searches on it scan anyway
-            n = self._taken.get(key, 0)
+            n = self._taken.get(cached, 0)
             while n <= MAX_POSTINGS:
                 # Insert first: a new identity (the common case) costs one round trip.
                 try:
@@ -110,9 +113,9 @@ class Postings:
                         break  # already posted (an update that kept the identifier)
                     n += 1
             if n >= MAX_POSTINGS:
-                _remember(self._full, key, None)
+                _remember(self._full, cached, None)
             else:
-                _remember(self._taken, key, n + 1)
+                _remember(self._taken, cached, n + 1)
 
     def built(self, resource_type: str) -> bool:
         if resource_type in self._built:

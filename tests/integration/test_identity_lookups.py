@@ -67,3 +67,24 @@ def test_data_written_before_postings_is_back_filled(
         assert fresh._candidate_ids("Patient", {"ix": "identifier\x1fsc\x1furn:mrn|B-1"}) == [first]
     finally:
         fresh.close()
+
+
+def test_the_same_identifier_under_two_types(client: FlaskClient) -> None:
+    """A filler number names both a ServiceRequest and its DiagnosticReport: each type
+    keeps its own postings (a shared cache once put the second type's first posting at
+    slot 1, where no search looked)."""
+    identifier = [{"system": "urn:filler", "value": "F101"}]
+    create(client, "P-1", system="urn:filler")  # a Patient posted first under another key
+    for resource_type in ("ServiceRequest", "DiagnosticReport"):
+        body = {
+            "resourceType": resource_type,
+            "status": "final" if resource_type == "DiagnosticReport" else "active",
+            "identifier": identifier,
+            "code": {"text": "panel"},
+        }
+        if resource_type == "ServiceRequest":
+            body.update(intent="order", subject={"reference": "Patient/x"})
+        created = client.post(f"/fhir/{resource_type}", data=orjson.dumps(body), headers=headers())
+        assert created.status_code == 201, created.json
+        found = client.get(f"/fhir/{resource_type}?identifier=urn:filler|F101", headers=headers()).json
+        assert found["total"] == 1, resource_type
