@@ -140,7 +140,8 @@ def test_sigkill_during_transactions_leaves_each_whole_or_absent(server: ServerP
                 url, generation = server.url, state["generation"]
             try:
                 response = session.post(url, json=transaction(n), headers=headers(), timeout=60)
-            except requests.ConnectionError:
+            except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError):
+                # The server died before or while answering: not acknowledged, outcome unknown.
                 with restarted:  # the server was killed under us: wait for the next one
                     assert restarted.wait_for(lambda g=generation: state["generation"] > g, timeout=120)
                 continue
