@@ -332,7 +332,6 @@ def export(
         click.echo(f"{name}: {count} resource(s)")
 
 
-
 # Longer than the listener's drain timeout (30 s) so in-flight messages are acknowledged.
 MLLP_STOP_TIMEOUT = 40.0
 
