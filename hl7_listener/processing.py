@@ -19,7 +19,8 @@ from fhir_server import outcomes
 from fhir_server.repository.base import StoreError
 from fhir_server.repository.mongo import MongoRepository
 from fhir_server.search.request import parse_query_string
-from fhir_server.services.bundles import BundleService, Entry, EntryResult
+from fhir_server.services.bundle_entries import Entry, EntryResult
+from fhir_server.services.bundles import BundleService
 from fhir_server.services.resources import ResourceService
 from fhir_server.settings import Settings
 from hl7_listener.handler import ProcessResult

@@ -17,7 +17,8 @@ from fhir_server.api.rendering import fhir_base, fhir_response
 from fhir_server.api.resources import fhir
 from fhir_server.search.dates import format_instant
 from fhir_server.search.request import parse
-from fhir_server.services.bundles import BundleService, Entry, EntryResult
+from fhir_server.services.bundle_entries import Entry, EntryResult
+from fhir_server.services.bundles import BundleService
 
 
 def _service() -> BundleService:

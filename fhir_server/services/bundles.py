@@ -9,62 +9,31 @@ so a failing entry leaves nothing behind. The HL7 path stores one message this w
 
 from __future__ import annotations
 
-import base64
-import binascii
 import functools
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit
+from urllib.parse import parse_qsl, urlencode
 
 import jsonpatch
-import orjson
 
 from fhir_server import outcomes
 from fhir_server.repository.base import NewVersion, StoredVersion, VersionClaimed
 from fhir_server.search.request import parse_query_string
 from fhir_server.services import access
+from fhir_server.services.bundle_entries import (
+    METHOD_ORDER,
+    Entry,
+    EntryResult,
+    fail,
+    parse_bundle,
+    patch_operations,
+)
 from fhir_server.services.resources import ResourceService, WriteResult, check_id, check_type
 
-# The order in which a transaction's entries are processed (FHIR R4, http.html#trules).
-_METHOD_ORDER = {"DELETE": 0, "POST": 1, "PUT": 2, "PATCH": 2, "GET": 3, "HEAD": 3}
 _CONDITIONAL_REFERENCE = re.compile(r"^[A-Z][A-Za-z]+\?")
-_ETAG = re.compile(r'^(W/)?"(\d+)"$')
 MAX_PLAN_ATTEMPTS = 20
-
-
-@dataclass
-class Entry:
-    """One request of a Bundle, parsed."""
-
-    index: int
-    method: str
-    url: str
-    resource_type: str
-    id: str | None
-    query: str | None
-    resource: Any
-    full_url: str | None
-    if_match: int | None
-    if_none_match: str | None
-    if_none_exist: str | None
-
-    @property
-    def where(self) -> str:
-        return f"Bundle.entry[{self.index}]"
-
-
-@dataclass
-class EntryResult:
-    """What happened to one entry: rendered as ``entry.response`` (and resource)."""
-
-    status: int
-    stored: StoredVersion | None = None
-    created: bool = False
-    outcome: dict[str, Any] | None = None
-    # For reads: what to put in ``entry.resource`` (a resource or a searchset Bundle).
-    body: Any = None
 
 
 @dataclass
@@ -83,86 +52,15 @@ class _Plan:
 Reader = Callable[[Entry], EntryResult]
 
 
-def _fail(entry: Entry, error: outcomes.FhirError) -> outcomes.FhirError:
-    """The entry's error, with the entry named in every issue's expression."""
-    for issue in error.issues:
-        issue_expression = tuple(f"{entry.where}.{e}" if e else entry.where for e in issue.expression)
-        object.__setattr__(issue, "expression", issue_expression or (entry.where,))
-    return error
-
-
 class BundleService:
     def __init__(self, resources: ResourceService, *, max_entries: int, base_url: str = "") -> None:
         self._resources = resources
         self._max_entries = max_entries
         self._base_url = base_url.rstrip("/")
 
-    # -- parsing -------------------------------------------------------------------------
-
     def entries(self, bundle: Any, expected: str | None = None) -> tuple[str, list[Entry]]:
-        """Check a Bundle's shape and parse its entries' requests."""
-        if not isinstance(bundle, dict) or bundle.get("resourceType") != "Bundle":
-            raise outcomes.InvalidRequest("POST to the base URL takes a Bundle", expression="resourceType")
-        kind = bundle.get("type")
-        if kind not in ("batch", "transaction") or (expected and kind != expected):
-            raise outcomes.InvalidRequest(
-                f"Bundle.type must be batch or transaction, not '{kind}'", expression="Bundle.type"
-            )
-        raw_entries = bundle.get("entry") or []
-        if not isinstance(raw_entries, list):
-            raise outcomes.InvalidRequest("Bundle.entry must be an array", expression="Bundle.entry")
-        if len(raw_entries) > self._max_entries:
-            raise outcomes.PayloadTooLarge(
-                f"The Bundle has {len(raw_entries)} entries; this server takes at most {self._max_entries}",
-                expression="Bundle.entry",
-            )
-        return kind, [self._entry(i, raw) for i, raw in enumerate(raw_entries)]
-
-    def _entry(self, index: int, raw: Any) -> Entry:
-        where = f"Bundle.entry[{index}]"
-        if not isinstance(raw, dict) or not isinstance(raw.get("request"), dict):
-            raise outcomes.InvalidRequest("Each entry needs a request", expression=f"{where}.request")
-        request = raw["request"]
-        method = str(request.get("method", "")).upper()
-        if method not in _METHOD_ORDER:
-            raise outcomes.InvalidRequest(
-                f"Unsupported request.method '{request.get('method')}'", expression=f"{where}.request.method"
-            )
-        url = str(request.get("url") or "")
-        if self._base_url and url.startswith(self._base_url + "/"):
-            url = url[len(self._base_url) + 1 :]
-        parts = urlsplit(url)
-        path = parts.path.strip("/")
-        segments = path.split("/") if path else []
-        query = parts.query if "?" in url else None
-        if not segments or (method == "POST" and len(segments) != 1) or len(segments) > 4:
-            raise outcomes.InvalidRequest(
-                f"Unsupported request.url '{url}'", expression=f"{where}.request.url"
-            )
-        if_match = None
-        if request.get("ifMatch") is not None:
-            found = _ETAG.match(str(request["ifMatch"]).strip())
-            if not found:
-                raise outcomes.InvalidRequest(
-                    'ifMatch must be an ETag such as W/"3"', expression=f"{where}.request.ifMatch"
-                )
-            if_match = int(found.group(2))
-        if_none_exist = request.get("ifNoneExist")
-        if if_none_exist is not None:
-            if_none_exist = str(if_none_exist).split("?", 1)[-1]
-        return Entry(
-            index=index,
-            method=method,
-            url=url,
-            resource_type=segments[0],
-            id=segments[1] if len(segments) > 1 else None,
-            query=query,
-            resource=raw.get("resource"),
-            full_url=raw.get("fullUrl"),
-            if_match=if_match,
-            if_none_match=request.get("ifNoneMatch"),
-            if_none_exist=if_none_exist,
-        )
+        """Check a Bundle's shape and parse its entries' requests (bundle_entries.py)."""
+        return parse_bundle(bundle, expected, max_entries=self._max_entries, base_url=self._base_url)
 
     # -- batch ---------------------------------------------------------------------------
 
@@ -173,7 +71,7 @@ class BundleService:
             try:
                 results.append(self._single(entry, reader))
             except outcomes.FhirError as error:
-                _fail(entry, error)
+                fail(entry, error)
                 results.append(EntryResult(error.status, outcome=error.to_outcome()))
         return results
 
@@ -196,7 +94,7 @@ class BundleService:
             )
         if entry.method == "PATCH":
             patched = service.patch(
-                entry.resource_type, self._id(entry), _patch_operations(entry), if_match=entry.if_match
+                entry.resource_type, self._id(entry), patch_operations(entry), if_match=entry.if_match
             )
             return _written(patched)
         deleted = (
@@ -238,7 +136,7 @@ class BundleService:
                 try:
                     plan.results[entry.index] = reader(entry)
                 except outcomes.FhirError as error:
-                    _fail(entry, error)
+                    fail(entry, error)
                     plan.results[entry.index] = EntryResult(error.status, outcome=error.to_outcome())
         return [plan.results[entry.index] for entry in entries]
 
@@ -252,11 +150,11 @@ class BundleService:
                     check_type(entry.resource_type)
                     access.condition(who, entry.resource_type, "r" if entry.id else "s")
                 except outcomes.FhirError as error:
-                    raise _fail(entry, error) from None
+                    raise fail(entry, error) from None
 
     def _plan(self, entries: list[Entry]) -> _Plan:
         plan = _Plan()
-        ordered = sorted(entries, key=lambda e: _METHOD_ORDER[e.method])
+        ordered = sorted(entries, key=lambda e: METHOD_ORDER[e.method])
         identities: dict[str, str] = {}  # fullUrl -> Type/id
         conditional: dict[str, tuple[str, bool]] = {}  # "Type?query" -> (id, exists)
         targets: dict[str, int] = {}  # Type/id -> the entry writing it
@@ -294,7 +192,7 @@ class BundleService:
                 targets[key] = entry.index
                 pending.append((entry, id, fresh))
             except outcomes.FhirError as error:
-                raise _fail(entry, error) from None
+                raise fail(entry, error) from None
 
         # Conditional references resolve to this Bundle's own conditional creates and
         # updates first (a patient Bundle may create the organization it points at).
@@ -305,7 +203,7 @@ class BundleService:
                 if new is not None:
                     self._resources.guard_write(new)
             except outcomes.FhirError as error:
-                raise _fail(entry, error) from None
+                raise fail(entry, error) from None
             if new is None:
                 continue
             plan.writes.append(new)
@@ -407,7 +305,7 @@ class BundleService:
             if head is None or head.deleted or head.resource is None:
                 raise outcomes.NotFound(f"{resource_type}/{id} is not known")
             try:
-                body = jsonpatch.JsonPatch(_patch_operations(entry)).apply(head.resource)
+                body = jsonpatch.JsonPatch(patch_operations(entry)).apply(head.resource)
             except (jsonpatch.JsonPatchException, jsonpatch.JsonPointerException, TypeError) as exc:
                 raise outcomes.Unprocessable(f"JSON Patch could not be applied: {exc}") from exc
         else:
@@ -498,29 +396,6 @@ def _normalized(resource_type: str, query: str) -> str:
 
 def _written(result: WriteResult) -> EntryResult:
     return EntryResult(201 if result.created else 200, stored=result.stored, created=result.created)
-
-
-def _patch_operations(entry: Entry) -> Any:
-    """JSON Patch in a transaction travels as a Binary resource (FHIR R4 http.html#patch)."""
-    body = entry.resource
-    if isinstance(body, list):
-        return body
-    if isinstance(body, dict) and body.get("resourceType") == "Binary":
-        if body.get("contentType") not in ("application/json-patch+json", None):
-            raise outcomes.Unprocessable(
-                "Only JSON Patch (application/json-patch+json) is supported",
-                expression="resource.contentType",
-            )
-        try:
-            return orjson.loads(base64.b64decode(str(body.get("data") or ""), validate=True))
-        except (binascii.Error, ValueError) as exc:
-            raise outcomes.InvalidRequest(
-                "Binary.data is not a base64 JSON Patch", expression="resource.data"
-            ) from exc
-    raise outcomes.Unprocessable(
-        "PATCH entries take a Binary with a JSON Patch (FHIRPath Patch is not supported)",
-        expression="resource",
-    )
 
 
 def _same_content(stored: dict[str, Any] | None, new: dict[str, Any]) -> bool:
