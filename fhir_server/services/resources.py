@@ -8,10 +8,9 @@ writes and reported as 412 for ``If-Match`` writes.
 
 from __future__ import annotations
 
-import re
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -29,25 +28,21 @@ from fhir_server.repository.base import (
     StoreError,
     VersionClaimed,
 )
-from fhir_server.search.chains import resolve_chain
 from fhir_server.search.compartments import compartment_filter
-from fhir_server.search.compiler import compile_param, compile_search
+from fhir_server.search.compiler import compile_search
 from fhir_server.search.extract import index_resource
-from fhir_server.search.includes import Include, referenced
 from fhir_server.search.paging import cursorable, encode_cursor, keyset_condition
-from fhir_server.search.request import SearchParam, SearchRequest, parse
+from fhir_server.search.request import SearchRequest, parse
 from fhir_server.services import access
 from fhir_server.services.guard import Guard
-from fhir_server.services.validation import is_resource_type, validate_resource
+from fhir_server.services.search_expansion import SearchExpansion
+from fhir_server.services.validation import ID_PATTERN, is_resource_type, validate_resource
 
-ID_PATTERN = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
 MAX_WRITE_ATTEMPTS = 50
 
 
 DEFAULT_PAGE_SIZE = 20
 MAX_PAGE_SIZE = 1000
-MAX_INCLUDE_DEPTH = 3  # :iterate follows references this many steps at most
-MAX_INCLUDED = 1000  # resources one _revinclude step may add to a page
 
 
 @dataclass(frozen=True)
@@ -107,6 +102,7 @@ class ResourceService:
         self._clock = clock
         self._new_id = new_id
         self._guard = Guard(repository, self._call)
+        self._expansion = SearchExpansion(repository, self._call, self._guard, base_url)
 
     # -- reads ---------------------------------------------------------------------------
 
@@ -165,7 +161,7 @@ class ResourceService:
     def search(self, request: SearchRequest, *, base_url: str = "") -> SearchResult:
         """One page of current resources matching a request, and the total if asked."""
         check_type(request.resource_type)
-        request = self._resolve_chains(self._guard.restricted(request))
+        request = self._expansion.resolve_chains(self._guard.restricted(request))
         compiled = compile_search(request, base_url=base_url)
         count = DEFAULT_PAGE_SIZE if request.count is None else min(request.count, MAX_PAGE_SIZE)
         page_filter, skip = compiled.filter, request.offset
@@ -185,7 +181,7 @@ class ResourceService:
                 total = request.offset + len(matches)  # a short page: the count is known, skip a scan
             else:
                 total = self._call(self._repo.count, request.resource_type, compiled.filter)
-        included = self._included(request, matches) if request.includes else []
+        included = self._expansion.included(request, matches) if request.includes else []
         cursor = None
         if cursorable(compiled.sort) and count and len(matches) == count:
             cursor = encode_cursor(compiled.sort, matches[-1])
@@ -203,7 +199,7 @@ class ResourceService:
         merged: list[StoredVersion] = []
         total: int | None = 0
         for request in requests:
-            request = self._resolve_chains(self._guard.restricted(request))
+            request = self._expansion.resolve_chains(self._guard.restricted(request))
             compiled = compile_search(request, base_url=base_url)
             merged += self._call(
                 self._repo.search, request.resource_type, compiled.filter, compiled.sort, 0, window
@@ -245,90 +241,6 @@ class ResourceService:
                 page += self._call(self._repo.search, resource_type, condition, [("_id", 1)], skip, room)
             skip = 0
         return SearchResult(page, total, count)
-
-    def _resolve_chains(self, request: SearchRequest) -> SearchRequest:
-        """Run each chain's inner search and turn it into a condition on the outer one."""
-        if not request.chains:
-            return request
-
-        def run(resource_type: str, pairs: list[tuple[str, str]], limit: int) -> list[tuple[str, str, Any]]:
-            allowed, _ = access.permitted(access.current(), resource_type, "s")
-            if not allowed:
-                return []  # the caller cannot search there: nothing there can match
-            inner = self._resolve_chains(self._guard.restricted(parse(resource_type, pairs, strict=True)))
-            compiled = compile_search(inner)
-            found = self._call(self._repo.search, resource_type, compiled.filter, [("_id", 1)], 0, limit)
-            return [(m.resource_type, m.id, m.resource) for m in found]
-
-        conditions = []
-        for chain in request.chains:
-            field_name, values = resolve_chain(chain, request.resource_type, run)
-            if field_name == "_id":
-                conditions.append({"_id": {"$in": list(values)}})
-            elif values:
-                param = SearchParam(chain.reference, None, values, request.resource_type)
-                conditions.append(compile_param(param))
-            else:
-                conditions.append({"_id": {"$in": []}})  # the inner search matched nothing
-        return replace(request, chains=(), extra_filters=(*request.extra_filters, *conditions))
-
-    def _included(self, request: SearchRequest, matches: list[StoredVersion]) -> list[StoredVersion]:
-        """Resources pulled in by _include/_revinclude (with :iterate, a few levels deep)."""
-        seen = {m.key for m in matches}
-        frontier, included = list(matches), []
-        for depth in range(MAX_INCLUDE_DEPTH):
-            found: list[StoredVersion] = []
-            for include in request.includes:
-                if depth > 0 and not include.iterate:
-                    continue
-                found += (
-                    self._reverse(include, frontier) if include.reverse else self._forward(include, frontier)
-                )
-            fresh = [r for r in found if r.key not in seen]
-            seen.update(r.key for r in fresh)
-            included += fresh
-            frontier = fresh
-            if not frontier:
-                break
-        return included
-
-    def _forward(self, include: Include, sources: list[StoredVersion]) -> list[StoredVersion]:
-        wanted: dict[str, list[str]] = {}
-        for source in sources:
-            if source.resource is None:
-                continue
-            for target_type, id in referenced(include, source.resource_type, source.resource, self._base_url):
-                if is_resource_type(target_type) and ID_PATTERN.match(id):
-                    wanted.setdefault(target_type, []).append(id)
-        found: list[StoredVersion] = []
-        who = access.current()
-        for target_type, ids in wanted.items():
-            allowed, condition = access.permitted(who, target_type, "r")
-            if not allowed:
-                continue
-            if condition is None:
-                found += self._call(self._repo.get_many, target_type, ids)
-            else:
-                query = {"$and": [{"_id": {"$in": list(dict.fromkeys(ids))}}, condition]}
-                found += self._call(self._repo.search, target_type, query, [("_id", 1)], 0, MAX_INCLUDED)
-        return found
-
-    def _reverse(self, include: Include, targets: list[StoredVersion]) -> list[StoredVersion]:
-        pointing = [t for t in targets if include.target_type in (None, t.resource_type)]
-        if not pointing:
-            return []
-        references = tuple(f"{t.resource_type}/{t.id}" for t in pointing)
-        clauses = [
-            {"$or": [compile_param(SearchParam(p, None, (ref,), include.source_type)) for ref in references]}
-            for p in include.params
-        ]
-        query = clauses[0] if len(clauses) == 1 else {"$or": clauses}
-        allowed, condition = access.permitted(access.current(), include.source_type, "s")
-        if not allowed:
-            return []
-        if condition is not None:
-            query = {"$and": [query, condition]}
-        return list(self._call(self._repo.search, include.source_type, query, [("_id", 1)], 0, MAX_INCLUDED))
 
     def search_ids(
         self, resource_type: str, criteria: SearchRequest, *, limit: int = 2

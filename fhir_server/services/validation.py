@@ -119,6 +119,10 @@ _REPLACEABLE = frozenset({"value", "code-invalid"})  # engine issue codes json_i
 # --------------------------------------------------------------------------- public API
 
 
+# A FHIR id (R4 datatypes: [A-Za-z0-9\-\.]{1,64}).
+ID_PATTERN = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
+
+
 def is_resource_type(name: str) -> bool:
     """Whether ``name`` is a concrete FHIR R4 resource type."""
     return name in resource_types()
