@@ -7,6 +7,7 @@ INTEROP_MONGODB_URI points at a server; each test gets its own database, dropped
 from __future__ import annotations
 
 import os
+import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,6 +15,7 @@ from pathlib import Path
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from werkzeug.serving import make_server
 
 from fhir_server import create_app
 from fhir_server.repository.inbox import MongoInbox
@@ -82,3 +84,16 @@ def inbox(settings: Settings) -> Iterator[MongoInbox]:
     finally:
         store.drop()
         store.close()
+
+
+@pytest.fixture
+def live_url(app: Flask) -> Iterator[str]:
+    """The app on a real loopback socket (a free port), in a thread: for HTTP clients."""
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        thread.join()

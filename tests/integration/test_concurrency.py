@@ -4,12 +4,9 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
-from collections.abc import Iterator
 
 import pytest
 import requests
-from flask import Flask
-from werkzeug.serving import BaseWSGIServer, make_server
 
 from tests.integration.helpers import headers, patient
 
@@ -17,22 +14,10 @@ THREADS = 10
 ROUNDS = 50
 
 
-@pytest.fixture
-def server(app: Flask) -> Iterator[str]:
-    httpd: BaseWSGIServer = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{httpd.server_port}"
-    finally:
-        httpd.shutdown()
-        thread.join()
-
-
 @pytest.mark.slow
-def test_if_match_races_have_exactly_one_winner_per_round(server: str) -> None:
-    created = requests.post(f"{server}/fhir/Patient", json=patient(), headers=headers(), timeout=10).json()
-    url = f"{server}/fhir/Patient/{created['id']}"
+def test_if_match_races_have_exactly_one_winner_per_round(live_url: str) -> None:
+    created = requests.post(f"{live_url}/fhir/Patient", json=patient(), headers=headers(), timeout=10).json()
+    url = f"{live_url}/fhir/Patient/{created['id']}"
     barrier = threading.Barrier(THREADS)
     results: list[Counter[int]] = [Counter() for _ in range(ROUNDS)]
     lock = threading.Lock()
@@ -72,9 +57,9 @@ def test_if_match_races_have_exactly_one_winner_per_round(server: str) -> None:
 
 
 @pytest.mark.slow
-def test_unconditional_concurrent_updates_lose_nothing(server: str) -> None:
-    created = requests.post(f"{server}/fhir/Patient", json=patient(), headers=headers(), timeout=10).json()
-    url = f"{server}/fhir/Patient/{created['id']}"
+def test_unconditional_concurrent_updates_lose_nothing(live_url: str) -> None:
+    created = requests.post(f"{live_url}/fhir/Patient", json=patient(), headers=headers(), timeout=10).json()
+    url = f"{live_url}/fhir/Patient/{created['id']}"
     per_thread = 10
     statuses: Counter[int] = Counter()
     lock = threading.Lock()

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,7 +14,6 @@ from urllib.parse import quote
 
 import pytest
 from flask import Flask, Response, redirect, request
-from werkzeug.serving import make_server
 
 from fhir_server import create_app
 from fhir_server.console.access import ADMINISTRATOR, ConsoleUser
@@ -66,24 +64,12 @@ def app(settings: Settings, repository: MongoRepository) -> Flask:
 
 
 @pytest.fixture
-def base_url(app: Flask) -> Iterator[str]:
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}"
-    finally:
-        server.shutdown()
-        thread.join()
-
-
-@pytest.fixture
-def page(base_url: str) -> Iterator[Any]:
+def page(live_url: str) -> Iterator[Any]:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     with sync_api.sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
         try:
-            context = browser.new_context(base_url=base_url, viewport={"width": 1280, "height": 900})
+            context = browser.new_context(base_url=live_url, viewport={"width": 1280, "height": 900})
             yield context.new_page()
         finally:
             browser.close()

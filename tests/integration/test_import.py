@@ -12,7 +12,6 @@ from flask.testing import FlaskClient
 
 from fhir_server.settings import Settings
 from interop.cli import cli
-from tests.integration.live import live_url  # noqa: F401  (fixture)
 
 
 def env(settings: Settings) -> dict[str, str]:
@@ -93,7 +92,7 @@ def test_bad_ndjson_lines_are_reported_and_the_rest_lands(
     assert [client.get(f"/fhir/Patient/{i}").status_code for i in "abc"] == [200, 404, 200]
 
 
-def test_over_http(tmp_path: Path, live_url: str, client: FlaskClient) -> None:  # noqa: F811
+def test_over_http(tmp_path: Path, live_url: str, client: FlaskClient) -> None:
     write_ndjson(tmp_path / "p.ndjson", [patient(f"h{i}") for i in range(5)])
     runner = CliRunner()
     first = runner.invoke(cli, ["import", "--quiet", "--url", live_url, str(tmp_path)])
