@@ -8,15 +8,16 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 import pytest
-from flask import Flask, Response, redirect, request
+from flask import Flask
 
 from fhir_server import create_app
-from fhir_server.console.access import ADMINISTRATOR, ConsoleUser
+from fhir_server.auth.hashing import hash_secret
+from fhir_server.repository.auth_store import USERS, AuthStore
 from fhir_server.repository.mongo import MongoRepository
 from fhir_server.settings import Settings
 from tests.integration.test_console_inbox import admission, inbox, mapping_fixed, receive  # noqa: F401
@@ -31,36 +32,22 @@ pytestmark = [
     ),
 ]
 ARTIFACTS = Path(os.environ.get("INTEROP_TEST_ARTIFACTS", "test-artifacts")) / "browser"
-ADMIN = ConsoleUser("Ada Admin", frozenset({ADMINISTRATOR}))
-
-
-class CookieLogin:
-    """A stand-in login provider (the security component supplies the real one)."""
-
-    def current_user(self) -> ConsoleUser | None:
-        return ADMIN if request.cookies.get("test-user") == "ada" else None
-
-    def login_url(self, next_url: str) -> str:
-        return "/test-login?next=" + quote(next_url)
-
-
-def login_view() -> Any:
-    if request.method == "GET":
-        return ('<form method="post"><input name="user" id="user"><input name="password" type="password" '
-                'id="password"><button id="sign-in">Sign in</button></form>')  # fmt: skip
-    response: Response = redirect(request.args.get("next", "/console/"))  # type: ignore[assignment]
-    if request.form.get("user") == "ada" and request.form.get("password") == "secret":
-        response.set_cookie("test-user", "ada", httponly=True, samesite="Strict")
-    return response
 
 
 @pytest.fixture
 def app(settings: Settings, repository: MongoRepository) -> Flask:
-    """Closed (auth required), with a login provider; the inbox is the test's (no store of its own)."""
-    closed = create_app(settings.with_overrides(auth="required"), repository=repository)
-    closed.extensions["console_auth"] = CookieLogin()
-    closed.add_url_rule("/test-login", view_func=login_view, methods=["GET", "POST"])
-    return closed
+    """Closed (auth required): people sign in as the users of `interop user create`."""
+    AuthStore.of(repository).insert(
+        USERS,
+        {
+            "_id": "ada",
+            "password_hash": hash_secret("ada-secret-pw"),
+            "patient": None,
+            "admin": True,
+            "created": datetime.now(UTC),
+        },
+    )
+    return create_app(settings.with_overrides(auth="required"), repository=repository)
 
 
 @pytest.fixture
@@ -89,13 +76,13 @@ def test_operator_journey(page: Any, app: Flask, inbox: Any, mapping_fixed: dict
 
     # Sign in.
     page.goto("/console/")
-    assert "/test-login" in page.url
-    page.fill("#user", "ada")
-    page.fill("#password", "secret")
-    page.click("#sign-in")
+    assert "/console/signin/" in page.url
+    page.fill("input[name=username]", "ada")
+    page.fill("input[name=password]", "ada-secret-pw")
+    page.click("#signin")
     page.wait_for_url("**/console/")
     assert page.inner_text("h1") == "Dashboard"
-    assert "Ada Admin" in page.inner_text("header")
+    assert "ada" in page.inner_text("header")
     assert page.inner_text("#resource-total") == str(len(pop.resources))
     shot(page, "1-dashboard")
 
