@@ -53,7 +53,7 @@ from fhir_server.repository.base import (
 )
 from fhir_server.repository.exports import ExportStore
 from fhir_server.repository.history import HistoryReads
-from fhir_server.repository.lookups import LOOKUP_KEYS, Postings, lookup_keys, new_identities
+from fhir_server.repository.lookups import Postings, is_lookup_key, lookup_keys, new_keys
 from fhir_server.repository.records import (
     HEAD_PREFIX,
     HISTORY_PREFIX,
@@ -71,6 +71,7 @@ from fhir_server.repository.records import (
 from fhir_server.repository.transactions import TransactionWrites
 
 P = ParamSpec("P")
+BACKFILL_BATCH = 500
 R = TypeVar("R")
 
 
@@ -170,8 +171,13 @@ class MongoRepository(TransactionWrites, HistoryReads, AnalyticsReads, ExportSto
                 searchable.create_index(keys, name=name)
         if not self._postings.built(resource_type):
             # Data written before postings existed: post it once, then searches may use them.
+            batch: list[tuple[str, str, list[str]]] = []
             for doc in self._search_docs(resource_type).find({"del": False}, {"ix": 1}):
-                self._postings.add(resource_type, str(doc["_id"]), lookup_keys(doc))
+                batch.append((resource_type, str(doc["_id"]), lookup_keys(doc)))
+                if len(batch) >= BACKFILL_BATCH:
+                    self._postings.add_many(batch)
+                    batch = []
+            self._postings.add_many(batch)
             self._postings.mark_built(resource_type)
         with self._lock:
             self._indexed.add(resource_type)
@@ -249,7 +255,7 @@ class MongoRepository(TransactionWrites, HistoryReads, AnalyticsReads, ExportSto
         ids = mql.required_ids(mongo_filter)
         if ids is not None:
             return ids
-        keys = mql.required_keys(mongo_filter, LOOKUP_KEYS)
+        keys = mql.required_keys(mongo_filter, is_lookup_key)
         if keys is None:
             return None
         found: list[str] = []
@@ -351,7 +357,7 @@ class MongoRepository(TransactionWrites, HistoryReads, AnalyticsReads, ExportSto
         record = self.new_record(new)
         if new.resource_type not in self._indexed:
             self.ensure_indexes(new.resource_type)
-        self._postings.add(new.resource_type, new.id, new_identities(new, record))  # before the claim
+        self._postings.add(new.resource_type, new.id, new_keys(new, record))  # before the claim
         if new.version == 1:
             # The searchable record's unique _id is version 1's claim; the head follows.
             try:
@@ -390,8 +396,7 @@ class MongoRepository(TransactionWrites, HistoryReads, AnalyticsReads, ExportSto
             self.ensure_indexes(resource_type)
         records = [self.new_record(new) for new in news]
         assert all(new.version == 1 and new.fresh for new in news)
-        for record in records:
-            self._postings.add(resource_type, record["id"], lookup_keys(record))
+        self._postings.add_many((resource_type, r["id"], lookup_keys(r)) for r in records)
         self._search_docs(resource_type).insert_many([search_doc_of(r) for r in records], ordered=False)
         self._heads(resource_type).insert_many([head_of(r) for r in records], ordered=False)
 

@@ -11,6 +11,7 @@ holds if any element satisfies it, ``$ne``/``$nin``/``$nor`` negate the whole ma
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import datetime
 from functools import lru_cache
 from typing import Any
@@ -74,8 +75,8 @@ def required_ids(query: dict[str, Any]) -> list[str] | None:
     return None
 
 
-def required_keys(query: dict[str, Any], prefixes: tuple[str, ...]) -> list[str] | None:
-    """Index keys (with one of ``prefixes``) of which a match must carry one: a top-level
+def required_keys(query: dict[str, Any], eligible: Callable[[str], bool]) -> list[str] | None:
+    """Index keys (that ``eligible`` accepts) of which a match must carry one: a top-level
     clause ``{ix: key}``, or an ``$or`` of such clauses (also inside a top-level
     ``$and``); otherwise None."""
     clauses = query["$and"] if set(query) == {"$and"} else [query]
@@ -84,7 +85,7 @@ def required_keys(query: dict[str, Any], prefixes: tuple[str, ...]) -> list[str]
             continue
         alternatives = clause["$or"] if set(clause) == {"$or"} else [clause]
         keys = [a.get("ix") if isinstance(a, dict) and set(a) == {"ix"} else None for a in alternatives]
-        if keys and all(isinstance(k, str) and k.startswith(prefixes) for k in keys):
+        if keys and all(isinstance(k, str) and eligible(k) for k in keys):
             return [str(k) for k in keys]
     return None
 

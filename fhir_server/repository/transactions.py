@@ -41,7 +41,7 @@ from pymongo.database import Database
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from fhir_server.repository.base import NewVersion, StoredVersion, VersionClaimed
-from fhir_server.repository.lookups import Postings, new_identities
+from fhir_server.repository.lookups import Postings, new_keys
 from fhir_server.repository.records import from_record, head_of, record_of, search_doc_of
 
 JOURNAL = "transactions"
@@ -114,9 +114,13 @@ class TransactionWrites:
             if kind != "fresh"
         ] + [{"c": LOCKS, "_id": key} for key in locks]
         self._write_journal(tx, writes, kinds, records, claims)
-        for new, record in zip(writes, records, strict=True):
+        for new in writes:
             self._history(new.resource_type)  # the type's indexes and postings are ready
-            self._postings.add(new.resource_type, new.id, new_identities(new, record))  # before the decision
+        # Before the decision: a committed version is always findable.
+        self._postings.add_many(
+            (new.resource_type, new.id, new_keys(new, record))
+            for new, record in zip(writes, records, strict=True)
+        )
         conflicts = self._make_claims(tx, writes, kinds, records, locks)
         if conflicts:
             self._decide(tx, committed=False)

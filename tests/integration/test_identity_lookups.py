@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import orjson
+import pytest
 from flask.testing import FlaskClient
 
-from fhir_server.repository.lookups import LOOKUP_PREFIX, MAX_POSTINGS
+from fhir_server.repository import lookups
+from fhir_server.repository.lookups import POSTINGS
 from fhir_server.repository.mongo import MongoRepository
 from tests.integration.helpers import headers, patient
 
@@ -27,8 +29,8 @@ def test_identifier_searches_use_postings_and_stay_correct(
     client: FlaskClient, repository: MongoRepository
 ) -> None:
     first, second = create(client, "A-1"), create(client, "A-2")
-    postings = repository._db[LOOKUP_PREFIX + "Patient"]
-    assert postings.find_one({"_id": "identifier\x1fsc\x1furn:mrn|A-1#0"})["id"] == first
+    postings = repository._db[POSTINGS]
+    assert postings.find_one({"_id": "Patient/identifier\x1fsc\x1furn:mrn|A-1#0"})["ids"] == [first]
     assert ids(client, "identifier=urn:mrn|A-1") == [first]
     assert ids(client, "identifier=A-2") == [second]  # without a system: answered by a scan
     assert ids(client, "identifier=urn:mrn|A-1,urn:mrn|A-2") == sorted([first, second])
@@ -45,16 +47,20 @@ def test_identifier_searches_use_postings_and_stay_correct(
     assert ids(client, "identifier=urn:mrn|A-2") == []
 
 
-def test_a_shared_identifier_falls_back_to_a_scan(client: FlaskClient) -> None:
-    created = [create(client, "shared") for _ in range(MAX_POSTINGS + 2)]
+def test_a_shared_identifier_falls_back_to_a_scan(
+    client: FlaskClient, repository: MongoRepository, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(lookups, "MAX_SLOTS", 4)
+    created = [create(client, "shared") for _ in range(lookups.MAX_SLOTS + 3)]
     assert ids(client, "identifier=urn:mrn|shared") == sorted(created)
+    assert repository._candidate_ids("Patient", {"ix": "identifier\x1fsc\x1furn:mrn|shared"}) is None
 
 
 def test_data_written_before_postings_is_back_filled(
     client: FlaskClient, repository: MongoRepository, mongo_uri: str
 ) -> None:
     first = create(client, "B-1")
-    repository._db.drop_collection(LOOKUP_PREFIX + "Patient")  # as a database from before postings
+    repository._db[POSTINGS].delete_many({})  # as a database from before postings
     fresh = MongoRepository(mongo_uri, repository._db.name)
     try:
         # Without postings a search still finds it (the store scans) ...
