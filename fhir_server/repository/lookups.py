@@ -33,9 +33,10 @@ from typing import Any
 
 from pymongo.collection import Collection
 from pymongo.database import Database
-from pymongo.errors import BulkWriteError, DuplicateKeyError
+from pymongo.errors import DuplicateKeyError
 
 from fhir_server.repository.base import NewVersion
+from fhir_server.repository.group_insert import GroupInsert
 
 POSTINGS = "postings"
 SEP = "\x1f"
@@ -50,7 +51,6 @@ MAX_CANDIDATES = 5000
 # Present once every resource of the type has its postings (new types start so; older
 # data is back-filled first): only then may searches trust the postings.
 BUILT = "#built-v2"
-_DUPLICATE_KEY = 11000
 
 
 def is_lookup_key(key: str) -> bool:
@@ -113,6 +113,7 @@ class Postings:
 
     def __init__(self, db: Database[dict[str, Any]]) -> None:
         self._collection: Collection[dict[str, Any]] = db[POSTINGS]
+        self._inserts = GroupInsert(self._collection)
         self._built: set[str] = set()
         # Per posted key, a slot below which every slot is taken (slots are never
         # removed), so a writer does not probe a long run again; and the keys known to
@@ -176,15 +177,9 @@ class Postings:
             pending = retry
 
     def _insert(self, docs: list[dict[str, Any]]) -> set[str]:
-        """Insert slots; the posted keys whose slot was already taken."""
-        try:
-            self._collection.insert_many(docs, ordered=False)
-        except BulkWriteError as exc:
-            errors = exc.details.get("writeErrors", [])
-            if any(e.get("code") != _DUPLICATE_KEY for e in errors):
-                raise
-            return {str(docs[e["index"]]["_id"]).rpartition("#")[0] for e in errors}
-        return set()
+        """Insert slots (sharing the command with concurrent writers); the posted keys
+        whose slot was already taken."""
+        return {str(docs[i]["_id"]).rpartition("#")[0] for i in self._inserts.insert(docs)}
 
     def _first_free(self, posted: str, start: int) -> int:
         """The first free slot at or above ``start`` (slots are contiguous): galloping

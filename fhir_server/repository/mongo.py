@@ -52,6 +52,7 @@ from fhir_server.repository.base import (
     store_time_depth,
 )
 from fhir_server.repository.exports import ExportStore
+from fhir_server.repository.group_insert import GroupInsert
 from fhir_server.repository.history import HistoryReads
 from fhir_server.repository.lookups import Postings, is_lookup_key, lookup_keys, new_keys
 from fhir_server.repository.records import (
@@ -126,6 +127,7 @@ class MongoRepository(TransactionWrites, HistoryReads, AnalyticsReads, ExportSto
         self._head_collections: dict[str, Collection[dict[str, Any]]] = {}
         self._history_collections: dict[str, Collection[dict[str, Any]]] = {}
         self._search_collections: dict[str, Collection[dict[str, Any]]] = {}
+        self._group_inserts: dict[str, GroupInsert] = {}
         self._elem_match: bool | None = None
         self._secondary_indexes: bool | None = None
         self._lock = threading.Lock()
@@ -145,6 +147,13 @@ class MongoRepository(TransactionWrites, HistoryReads, AnalyticsReads, ExportSto
         if collection is None:
             collection = self._search_collections[resource_type] = self._db[SEARCH_PREFIX + resource_type]
         return collection
+
+    def _group_insert(self, collection: Collection[dict[str, Any]]) -> GroupInsert:
+        inserts = self._group_inserts.get(collection.name)
+        if inserts is None:
+            with self._lock:
+                inserts = self._group_inserts.setdefault(collection.name, GroupInsert(collection))
+        return inserts
 
     def _versions(self, resource_type: str) -> Collection[dict[str, Any]]:
         collection = self._history_collections.get(resource_type)
@@ -359,13 +368,12 @@ class MongoRepository(TransactionWrites, HistoryReads, AnalyticsReads, ExportSto
             self.ensure_indexes(new.resource_type)
         self._postings.add(new.resource_type, new.id, new_keys(new, record))  # before the claim
         if new.version == 1:
-            # The searchable record's unique _id is version 1's claim; the head follows.
-            try:
-                self._search_docs(new.resource_type).insert_one(search_doc_of(record))
-            except DuplicateKeyError as exc:
-                raise VersionClaimed(f"{new.resource_type}/{new.id} version 1") from exc
-            with contextlib.suppress(DuplicateKeyError):  # already brought forward by another writer
-                self._heads(new.resource_type).insert_one(head_of(record))
+            # The searchable record's unique _id is version 1's claim; the head follows
+            # (a duplicate head: already brought forward by another writer). Concurrent
+            # creates of a type share these inserts (group_insert.py).
+            if self._group_insert(self._search_docs(new.resource_type)).insert([search_doc_of(record)]):
+                raise VersionClaimed(f"{new.resource_type}/{new.id} version 1")
+            self._group_insert(self._heads(new.resource_type)).insert([head_of(record)])
             return from_record(new.resource_type, record)
         history = self._history(new.resource_type)
         previous = new.previous
