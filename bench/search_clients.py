@@ -65,19 +65,44 @@ def _timing(header: str | None) -> tuple[float, float]:
     return float(found.get(b"app", b"nan")), float(found.get(b"store", b"nan"))
 
 
-def load(port: int, start: int, size: int, clients: int, server: Server, store_pid: int | None) -> Load:
+def _per_patient(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Transaction Bundles of PUT entries, one per patient record (a Patient starts one)."""
+    bundles: list[dict[str, Any]] = []
+    for resource in items:
+        if resource["resourceType"] == "Patient" or not bundles:
+            bundles.append({"resourceType": "Bundle", "type": "transaction", "entry": []})
+        url = f"{resource['resourceType']}/{resource['id']}"
+        bundles[-1]["entry"].append({"resource": resource, "request": {"method": "PUT", "url": url}})
+    return bundles
+
+
+def load(
+    port: int,
+    start: int,
+    size: int,
+    clients: int,
+    server: Server,
+    store_pid: int | None,
+    with_transactions: bool = True,
+) -> Load:
+    """Load resources ``start``..``size``: one transaction Bundle per patient (how
+    records arrive from EHRs and Synthea), or with ``with_transactions=False`` one
+    ``PUT`` per resource."""
     local = threading.local()
     headers = {"Content-Type": FHIR_JSON, "Accept": FHIR_JSON, "Prefer": "return=minimal"}
 
     def put(resource: dict[str, Any]) -> tuple[float, float]:
-        path = f"/fhir/{resource['resourceType']}/{resource['id']}"
+        if resource["resourceType"] == "Bundle":
+            method, path = "POST", "/fhir"
+        else:
+            method, path = "PUT", f"/fhir/{resource['resourceType']}/{resource['id']}"
         body = json.dumps(resource, separators=(",", ":")).encode()
         for attempt in range(3):
             conn = getattr(local, "conn", None)
             if conn is None:
                 conn = local.conn = http.client.HTTPConnection(LOOPBACK, port, timeout=REQUEST_TIMEOUT)
             try:
-                conn.request("PUT", path, body=body, headers=headers)
+                conn.request(method, path, body=body, headers=headers)
                 resp = conn.getresponse()
                 data = resp.read()
             except (http.client.HTTPException, OSError):
@@ -87,7 +112,7 @@ def load(port: int, start: int, size: int, clients: int, server: Server, store_p
                     raise
                 continue
             if resp.status not in (200, 201):
-                raise BenchError(f"loading: PUT {path} answered {resp.status}: {data[:500]!r}")
+                raise BenchError(f"loading: {method} {path} answered {resp.status}: {data[:500]!r}")
             return _timing(resp.getheader("Server-Timing"))
         raise AssertionError("unreachable")
 
@@ -97,9 +122,10 @@ def load(port: int, start: int, size: int, clients: int, server: Server, store_p
     t0 = time.monotonic()
     timings: list[tuple[float, float]] = []
     with ThreadPoolExecutor(max_workers=clients) as pool:
-        for i, timing in enumerate(pool.map(put, items), 1):
+        requests = _per_patient(items) if with_transactions else items
+        for i, timing in enumerate(pool.map(put, requests), 1):
             timings.append(timing)
-            if i % 10_000 == 0:
+            if i % (10_000 if not with_transactions else 1000) == 0:
                 elapsed = time.monotonic() - t0
                 print(f"  {start + i:,} loaded ({i / elapsed:,.0f}/s)", file=sys.stderr)
                 server.check_alive()

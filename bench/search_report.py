@@ -36,7 +36,7 @@ def size_label(n: int) -> str:
 def load_table(loads: list[Load]) -> str:
     lines = [
         "| size | loaded in this step | Patient / Encounter / Observation / Condition | seconds "
-        "| resources/s | PUT app ms (mean) | PUT store ms (mean) | CPU ms/resource: server | store |",
+        "| resources/s | request app ms (mean) | request store ms (mean) | CPU ms/resource: server | store |",
         "|---|--:|---|--:|--:|--:|--:|--:|--:|",
     ]
     for ld in loads:

@@ -5,7 +5,8 @@ One run, all on loopback, with exactly the server command line of ``interop run`
 1. starts an embedded FerretDB in a fresh temporary directory (or uses
    ``INTEROP_MONGODB_URI`` with a fresh database) and the server (bench/run.py's helpers);
 2. for each size, in increasing order, loads the data set (bench/search_data.py: patients
-   with their encounters, observations and conditions) through ``PUT /fhir/{type}/{id}``
+   with their encounters, observations and conditions) as one transaction Bundle of
+   ``PUT`` entries per patient (``--load-with put``: one ``PUT /fhir/{type}/{id}`` each)
    from ``--load-clients`` keep-alive connections; a larger size is loaded on top of the
    smaller one (its data set is a prefix of the larger one);
 3. runs every query template (``QUERIES``) with parameter values drawn from the loaded
@@ -101,7 +102,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="stop a test after this many seconds even if it has not made --requests [%(default)s]",
     )
     parser.add_argument(
-        "--load-clients", type=int, default=12, help="concurrent PUT connections while loading [%(default)s]"
+        "--load-clients", type=int, default=12, help="concurrent connections while loading [%(default)s]"
+    )
+    parser.add_argument(
+        "--load-with",
+        choices=("transaction", "put"),
+        default="transaction",
+        help="one transaction Bundle per patient, or one PUT per resource [%(default)s]",
     )
     parser.add_argument(
         "--queries",
@@ -177,7 +184,15 @@ def main(argv: list[str] | None = None) -> int:
             bench_started = time.monotonic()
             for size in args.sizes:
                 with _stage(f"loading resources {loaded:,}..{size:,} ({args.load_clients} clients) ..."):
-                    step = load(port, loaded, size, args.load_clients, server, store_pid)
+                    step = load(
+                        port,
+                        loaded,
+                        size,
+                        args.load_clients,
+                        server,
+                        store_pid,
+                        args.load_with == "transaction",
+                    )
                     print(
                         f"  {step.resources:,} in {step.seconds:.1f} s = "
                         f"{step.resources / step.seconds:,.0f} resources/s",
@@ -275,7 +290,13 @@ def main(argv: list[str] | None = None) -> int:
                 f"- server: `{server_line}`",
                 f"- data: bench/search_data.py, sizes {', '.join(map(size_label, args.sizes))} resources "
                 "(about 15 per patient: 1 Patient, ~2 Encounters, ~10 Observations, ~2 Conditions), "
-                f"loaded with PUT from {args.load_clients} keep-alive connections",
+                "loaded "
+                + (
+                    "as one transaction Bundle of PUT entries per patient"
+                    if args.load_with == "transaction"
+                    else "with one PUT per resource"
+                )
+                + f" from {args.load_clients} keep-alive connections",
                 f"- queries: up to {args.requests} measured requests per query and client count "
                 f"(at most {args.max_seconds:g} s each: a slow query makes fewer); each query is first "
                 "sent once alone (unrecorded; when it takes over half that time it is the only 1-client "
