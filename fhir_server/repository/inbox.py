@@ -373,6 +373,7 @@ def _inserted(collection: Collection[dict[str, Any]], documents: list[dict[str, 
 __all__ = [
     "COLLECTION",
     "ERROR",
+    "OUTCOMES",
     "PROCESSED",
     "RECEIVED",
     "STATUSES",
