@@ -1,11 +1,13 @@
 """The crash test: no acknowledged message is ever lost, and each is processed once.
 
 Senders stream 10,000 messages with unique control ids over several connections to the
-real listener process (``interop hl7 listen``) while the test SIGKILLs it several times
-and starts it again. Senders behave like real ones: a message without an ACK (connection
-dropped) is sent again to the new process. At the end every message that got AA is in the
-inbox, processed, with exactly one resource; processing ran more than once only for
-messages caught in the window between processing and its outcome record.
+real listener process (``interop hl7 listen``, default ``INTEROP_MLLP_ACK_AFTER=stored``: AA
+once the message is durably in the inbox, processing behind it) while the test SIGKILLs it
+several times and starts it again. Senders behave like real ones: a message without an ACK
+(connection dropped) is sent again to the new process. Once every AA is in, the test waits
+(a deadline poll) until the last listener has worked off its backlog: every message that
+got AA is then in the inbox, processed, with exactly one resource; processing ran more than
+once only for messages caught in the window between processing and its outcome record.
 """
 
 from __future__ import annotations
@@ -15,13 +17,14 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from collections import Counter
 from pathlib import Path
 
 import pytest
 from pymongo import MongoClient
 
-from fhir_server.repository.inbox import PROCESSED, MongoInbox, inbox_id
+from fhir_server.repository.inbox import OUTCOMES, PROCESSED, MongoInbox, inbox_id
 from fhir_server.settings import Settings
 from hl7_listener.client import MllpClient, ack_code
 from tests.integration.hl7_crash_processing import RERUNS, RESOURCES
@@ -31,6 +34,7 @@ ROOT = Path(__file__).resolve().parents[2]
 MESSAGES = 10_000
 CONNECTIONS = 8
 KILLS = 3
+DRAIN_DEADLINE = 600.0  # seconds for the processing backlog to drain after the last AA
 
 
 class ListenerProcess:
@@ -108,6 +112,24 @@ async def sender(n: int, listener: ListenerProcess, acked: set[str], mismatched:
         await client.close()
 
 
+def wait_until_processed(settings: Settings, ids: set[str]) -> tuple[set[str], float]:
+    """Poll the outcomes (with a deadline) until every id has a ``processed`` one."""
+    assert settings.mongodb_uri
+    client: MongoClient[dict[str, object]] = MongoClient(settings.mongodb_uri)
+    started = time.monotonic()
+    try:
+        outcomes = client[settings.database][OUTCOMES]
+        while True:
+            done = {str(d["id"]) for d in outcomes.find({"st": PROCESSED}, {"id": 1})}
+            if ids <= done:
+                return done, time.monotonic() - started
+            if time.monotonic() - started > DRAIN_DEADLINE:
+                raise AssertionError(f"{len(ids - done)} acknowledged message(s) still unprocessed")
+            time.sleep(0.5)  # the poll interval; the deadline above bounds the wait
+    finally:
+        client.close()
+
+
 @pytest.mark.slow
 def test_sigkill_loses_no_acknowledged_message(settings: Settings) -> None:
     assert settings.mongodb_uri
@@ -131,8 +153,10 @@ def test_sigkill_loses_no_acknowledged_message(settings: Settings) -> None:
     listener.start()
     try:
         asyncio.run(run())
+        _, drained = wait_until_processed(settings, {inbox_id("LAB", "HOSP", c) for c in acked})
     finally:
         listener.stop()
+    print(f"backlog drained {drained:.1f} s after the last AA")
 
     assert listener.generation == KILLS + 1
     assert not mismatched
