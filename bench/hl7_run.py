@@ -269,7 +269,9 @@ def main() -> int:
     parser.add_argument("--ack-after", choices=["stored", "processed"], default="stored")
     parser.add_argument("--drain-messages", type=int, default=1000, help="0: skip the processing test")
     parser.add_argument("--drain-connections", type=int, default=8)
-    parser.add_argument("--senders", type=int, default=4, help="sending facilities in the processing test")
+    parser.add_argument(
+        "--senders", default="1,4", help="sending facilities (MSH-4) in the processing tests, one test each"
+    )
     parser.add_argument("--drain-process", default="hl7_listener.processing:process")
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "benchmarks.md")
     parser.add_argument("--no-append", action="store_true")
@@ -333,11 +335,11 @@ def main() -> int:
         _backlog(results[-1], metrics_port)
         listener.terminate()
         listener.wait(60)
-        if args.drain_messages:
+        for senders in [int(n) for n in args.senders.split(",")] if args.drain_messages else []:
             drain_port = free_port()
             drain_env = {
                 **env,
-                "INTEROP_MONGODB_DATABASE": f"{database}_drain",
+                "INTEROP_MONGODB_DATABASE": f"{database}_drain{senders}",
                 "INTEROP_MLLP_METRICS_PORT": str(drain_port),
                 "INTEROP_MLLP_ACK_AFTER": "stored",
             }
@@ -347,17 +349,19 @@ def main() -> int:
             results.append(
                 measure(
                     f"processing {args.drain_messages} msgs ({args.drain_process}), "
-                    f"{args.drain_connections} conn, {args.senders} senders",
-                    lambda: drain(
-                        drain_address,
-                        drain_port,
+                    f"{args.drain_connections} conn, {senders} sender(s)",
+                    lambda senders=senders, port=drain_port, address=drain_address: drain(
+                        address,
+                        port,
                         args.drain_connections,
                         args.drain_messages,
-                        Messages("P", args.obx, args.senders),
+                        Messages(f"P{senders}-", args.obx, senders),
                     ),
                     {"listener": processor.pid, "store": store.pid if store else None},
                 )
             )
+            processor.terminate()
+            processor.wait(60)
     finally:
         for proc in procs:
             proc.terminate()

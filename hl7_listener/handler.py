@@ -161,7 +161,7 @@ class Handler:
         if duplicate and record.status in (PROCESSED, ERROR):
             result = _stored_result(record)
         elif self._ack_after == "stored":
-            self.processor.submit(record, message)  # durably ours: processing follows
+            self.processor.submit(record)  # durably ours: processing follows
             result = _Result(ack.Outcome.ACCEPT)
         else:
             processed = await self.processor.run_one(message, record)
