@@ -135,6 +135,7 @@ class Processor:
         self._slots: asyncio.Semaphore | None = None
         self._behind = False  # True: new work is left in the inbox until a scan catches up
         self._turned_away = 0  # submits not queued since the last scan started
+        self._held: list[InboxRecord] | None = None  # during a scan: what arrives meanwhile
         self._pending_in_store = 0  # what the last scan found beyond the queue
         self._wake = asyncio.Event()  # the scanner: processing fell behind
         self._changed = asyncio.Event()  # a lane finished a message or ended
@@ -218,7 +219,8 @@ class Processor:
     @property
     def backlog(self) -> int:
         """Messages received and not yet processed, as far as this process knows."""
-        return len(self._queued) + self._pending_in_store + self._turned_away
+        held = len(self._held) if self._held is not None else 0
+        return len(self._queued) + self._pending_in_store + self._turned_away + held
 
     @property
     def idle(self) -> bool:
@@ -229,7 +231,9 @@ class Processor:
         """Queue a stored message for processing (returns at once; never blocks intake)."""
         if self._closing or record.id in self._queued or record.id in self._finished:
             return
-        if self._behind or len(self._queued) >= self._max_queued:
+        if self._behind and self._held is not None and len(self._held) < self._max_queued:
+            self._held.append(record)  # a scan is running: queued after what it finds
+        elif self._behind or len(self._queued) >= self._max_queued:
             if not self._behind:
                 log.warning("processing is %d messages behind; continuing from the inbox", len(self._queued))
             self._behind = True
@@ -321,25 +325,34 @@ class Processor:
                 delay = min(delay * 2, max(MAX_RETRY_PAUSE, self._retry_pause))
 
     async def _catch_up(self) -> None:
-        """One scan: queue the oldest unprocessed messages there is room for; leave the
-        *behind* state if the scan saw everything and nothing was turned away meanwhile."""
+        """One scan: queue the oldest unprocessed messages there is room for, then what
+        arrived during the scan (newer than anything the scan found from its sender); leave
+        the *behind* state if everything fitted and nothing was turned away meanwhile."""
         self._turned_away = 0
-        room = self._max_queued - len(self._queued)
+        self._held = []
         loop = asyncio.get_running_loop()
-        listed, total = await loop.run_in_executor(self._executor, self._store.pending, None, None)
-        fresh = [
-            p
-            for p in listed
-            if p.id not in self._queued and p.id not in self._in_flight and p.id not in self._finished
-        ]
-        for item in fresh[:room]:
-            self._enqueue(_Work(item.id, item.sender))
+        try:
+            listed, total = await loop.run_in_executor(self._executor, self._store.pending, None, None)
+        except BaseException:
+            self._turned_away += len(self._held)
+            raise
+        finally:
+            held, self._held = self._held, None
+        room = self._max_queued - len(self._queued)
+        fresh = [_Work(p.id, p.sender) for p in listed if self._new(p.id)]
+        listed_ids = {w.id for w in fresh}
+        fresh += [_Work(r.id, r.sender, r) for r in held if r.id not in listed_ids and self._new(r.id)]
+        for work in fresh[:room]:
+            self._enqueue(work)
         self._pending_in_store = max(0, len(fresh) - room)
         if len(fresh) <= room and self._turned_away == 0:
             self._behind = False
             if total:
                 log.info("queued %d stored message(s) for processing", min(total, room))
         self._publish()
+
+    def _new(self, id: str) -> bool:
+        return id not in self._queued and id not in self._in_flight and id not in self._finished
 
     async def wait_idle(self, timeout: float) -> bool:
         """Wait until :attr:`idle` (tests, benchmarks); False if ``timeout`` passed first."""

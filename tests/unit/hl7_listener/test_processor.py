@@ -228,3 +228,43 @@ def test_close_finishes_the_message_in_hand_and_leaves_the_rest() -> None:
     asyncio.run(go())
     assert work.order == ["C1"]
     assert [o.id for o in inbox.outcomes.values()] == [inbox_id("A", "HOSP", "C1")]
+
+
+def test_messages_arriving_during_a_scan_follow_it_without_another_scan() -> None:
+    class SlowScan(MemoryInbox):
+        def __init__(self) -> None:
+            super().__init__()
+            self.scans = 0
+            self.scanning = threading.Event()
+            self.finish = threading.Event()
+
+        def pending(
+            self, limit: int | None = None, since: datetime | None = None
+        ) -> tuple[list[Pending], int]:
+            self.scans += 1
+            found = super().pending(limit, since)
+            self.scanning.set()
+            assert self.finish.wait(10)
+            return found
+
+    inbox = SlowScan()
+    for n in range(3):
+        inbox.store("A", f"OLD{n}")
+    work = Recorder()
+
+    async def go() -> None:
+        stop = asyncio.Event()
+        processor = Processor(inbox, work)
+        scanner = asyncio.create_task(processor.run(stop))
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(None, inbox.scanning.wait, 10)
+        for n in range(3):  # traffic goes on while the start-up scan runs
+            processor.submit(inbox.store("A", f"NEW{n}"))
+        inbox.finish.set()
+        assert await processor.wait_idle(10)
+        stop.set()
+        await scanner
+
+    asyncio.run(go())
+    assert work.order == ["OLD0", "OLD1", "OLD2", "NEW0", "NEW1", "NEW2"]
+    assert inbox.scans == 1  # caught up at once, not behind for as long as traffic flows
