@@ -264,7 +264,12 @@ class Processor:
                 async with self._slots:
                     if self._closing:
                         break
-                    done = await self._attempt(work)
+                    try:
+                        done = await self._attempt(work)
+                    except Exception:
+                        # A defect must not stop the lane (its later messages wait on it).
+                        log.exception("processing message %s failed unexpectedly; retrying", work.id)
+                        done = False
                 if done:
                     lane.queue.popleft()
                     self._queued.discard(work.id)
