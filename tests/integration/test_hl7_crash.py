@@ -6,7 +6,8 @@ once the message is durably in the inbox, processing behind it) while the test S
 several times and starts it again. Senders behave like real ones: a message without an ACK
 (connection dropped) is sent again to the new process. Once every AA is in, the test waits
 (a deadline poll) until the last listener has worked off its backlog: every message that
-got AA is then in the inbox, processed, with exactly one resource; processing ran more than
+got AA is then in the inbox, processed, with exactly one resource, first processed in the
+order its connection sent it (4 senders, two connections each); processing ran more than
 once only for messages caught in the window between processing and its outcome record.
 """
 
@@ -34,6 +35,7 @@ ROOT = Path(__file__).resolve().parents[2]
 MESSAGES = 10_000
 CONNECTIONS = 8
 KILLS = 3
+SENDERS = 4  # sending applications (MSH-3): the processor works on their lanes in parallel
 DRAIN_DEADLINE = 600.0  # seconds for the processing backlog to drain after the last AA
 
 
@@ -81,6 +83,15 @@ class ListenerProcess:
         self._close_pipe()
 
 
+def sender_of(control_id: str) -> str:
+    """Connection n sends as LAB{n % SENDERS}: each sender's messages come over two connections."""
+    return f"LAB{int(control_id[1:].split('-')[0]) % SENDERS}"
+
+
+def stored_id(control_id: str) -> str:
+    return inbox_id(sender_of(control_id), "HOSP", control_id)
+
+
 async def sender(n: int, listener: ListenerProcess, acked: set[str], mismatched: list[str]) -> None:
     ids = [f"K{n}-{i}" for i in range(n, MESSAGES, CONNECTIONS)]
     client: MllpClient | None = None
@@ -96,7 +107,7 @@ async def sender(n: int, listener: ListenerProcess, acked: set[str], mismatched:
                 assert listener.address is not None
                 client = MllpClient(*listener.address, timeout=30)
                 await client.connect()
-            reply = await client.send(adt(control_id))
+            reply = await client.send(adt(control_id, app=sender_of(control_id)))
         except (OSError, EOFError, asyncio.IncompleteReadError):
             if client is not None:
                 await client.close()
@@ -153,7 +164,7 @@ def test_sigkill_loses_no_acknowledged_message(settings: Settings) -> None:
     listener.start()
     try:
         asyncio.run(run())
-        _, drained = wait_until_processed(settings, {inbox_id("LAB", "HOSP", c) for c in acked})
+        _, drained = wait_until_processed(settings, {stored_id(c) for c in acked})
     finally:
         listener.stop()
     print(f"backlog drained {drained:.1f} s after the last AA")
@@ -167,8 +178,13 @@ def test_sigkill_loses_no_acknowledged_message(settings: Settings) -> None:
         records = {r.control_id: r for r in inbox.list_recent(limit=MESSAGES * 2)}
         assert set(records) == acked  # nothing lost, nothing extra
         assert {r.status for r in records.values()} == {PROCESSED}
+        first_runs = {d["ctl"]: d["at"] for d in db[RESOURCES].find({}, {"ctl": 1, "at": 1})}
+        for n in range(CONNECTIONS):  # one sender's messages from one connection: in send order
+            sent = [f"K{n}-{i}" for i in range(n, MESSAGES, CONNECTIONS)]
+            ran = sorted(sent, key=lambda c: first_runs[c])
+            assert ran == sent, f"connection {n}: processed out of order"
         resources = [d["_id"] for d in db[RESOURCES].find({}, {"_id": 1})]
-        assert sorted(resources) == sorted(inbox_id("LAB", "HOSP", c) for c in acked)
+        assert sorted(resources) == sorted(stored_id(c) for c in acked)
         rerun = Counter(d["msg"] for d in db[RERUNS].find({}, {"msg": 1}))
         print(f"{len(acked)} acknowledged over {listener.generation} listener runs; re-run: {len(rerun)}")
         # Only messages processed when a kill struck, before their outcome was recorded.
