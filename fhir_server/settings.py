@@ -18,6 +18,7 @@ from fhir_server.outcomes import InvalidRequest
 
 AUTH_MODES = ("required", "disabled")
 MLLP_STORE_ERROR_MODES = ("ae", "close")
+MLLP_ACK_AFTER = ("stored", "processed")
 
 
 class SettingsError(ValueError):
@@ -47,6 +48,7 @@ class Settings:
     mllp_max_connections: int = 100
     mllp_store_timeout_ms: int = 2000
     mllp_on_store_error: str = "ae"
+    mllp_ack_after: str = "stored"  # AA once durably stored (processing behind), or after processing
     mllp_tls_cert: Path | None = None
     mllp_tls_key: Path | None = None
     mllp_tls_client_ca: Path | None = None
@@ -120,6 +122,9 @@ class Settings:
             raise SettingsError(
                 f"INTEROP_MLLP_ON_STORE_ERROR must be one of {MLLP_STORE_ERROR_MODES}, got {on_store_error!r}"
             )
+        ack_after = text("INTEROP_MLLP_ACK_AFTER", "stored").lower()
+        if ack_after not in MLLP_ACK_AFTER:
+            raise SettingsError(f"INTEROP_MLLP_ACK_AFTER must be one of {MLLP_ACK_AFTER}, got {ack_after!r}")
 
         def path(name: str) -> Path | None:
             raw = env.get(name, "").strip()
@@ -137,6 +142,7 @@ class Settings:
             mllp_max_connections=integer("INTEROP_MLLP_MAX_CONNECTIONS", 100, 1, 100_000),
             mllp_store_timeout_ms=integer("INTEROP_MLLP_STORE_TIMEOUT_MS", 2000, 100, 600_000),
             mllp_on_store_error=on_store_error,
+            mllp_ack_after=ack_after,
             mllp_tls_cert=tls_cert,
             mllp_tls_key=tls_key,
             mllp_tls_client_ca=tls_client_ca,

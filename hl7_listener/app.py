@@ -1,9 +1,11 @@
 """The listener process: settings in, a running MLLP server out, stopped by SIGTERM/SIGINT.
 
-Wires the pieces together (inbox, handler with the injected processing, server, metrics)
-and runs recovery: messages stored by an earlier run but never processed (it died in
-between) are processed in the background while new traffic is already accepted, and so
-are messages whose processing a store failure deferred.
+Wires the pieces together (inbox, processor with the injected processing, handler, server,
+metrics). The processor runs in the background: it processes what the handler acknowledged
+(``INTEROP_MLLP_ACK_AFTER=stored``), retries what a store failure deferred, and at start-up
+picks up messages an earlier run stored but never processed (it died in between), while new
+traffic is already accepted. SIGTERM: the server stops first (every message in hand answered),
+then the processor (every message in hand finished; the rest waits in the inbox).
 """
 
 from __future__ import annotations
@@ -17,13 +19,13 @@ from concurrent.futures import ThreadPoolExecutor
 
 from fhir_server.repository.inbox import MongoInbox
 from fhir_server.settings import Settings
-from hl7_listener.handler import Handler, Process, no_processing
+from hl7_listener.handler import Handler
+from hl7_listener.processor import RETRY_PAUSE, Process, Processor, no_processing
 from hl7_listener.server import MllpServer, ServerConfig, tls_context
 
 log = logging.getLogger(__name__)
 
 WORKER_THREADS = 8
-RECOVERY_PAUSE = 30.0
 
 
 def load_process(spec: str | None) -> Process:
@@ -59,7 +61,7 @@ async def serve(
     *,
     ready: Callable[[MllpServer], Awaitable[None] | None] | None = None,
     stop: asyncio.Event | None = None,
-    recovery_pause: float = RECOVERY_PAUSE,
+    retry_pause: float = RETRY_PAUSE,
 ) -> None:
     """Run until ``stop`` is set (or SIGTERM/SIGINT when ``stop`` is None)."""
     if not settings.mongodb_uri:
@@ -71,8 +73,13 @@ async def serve(
             loop.add_signal_handler(signum, stop.set)
     inbox = MongoInbox(settings.mongodb_uri, settings.database, timeout_ms=settings.mllp_store_timeout_ms)
     executor = ThreadPoolExecutor(WORKER_THREADS, thread_name_prefix="hl7")
+    processor = Processor(inbox, process, executor=executor, retry_pause=retry_pause)
     handler = Handler(
-        inbox, process, executor=executor, close_on_store_error=settings.mllp_on_store_error == "close"
+        inbox,
+        executor=executor,
+        close_on_store_error=settings.mllp_on_store_error == "close",
+        ack_after=settings.mllp_ack_after,
+        processor=processor,
     )
     server = MllpServer(handler, server_config(settings))
     stop_metrics: Callable[[], None] | None = None
@@ -80,7 +87,7 @@ async def serve(
         await server.start()
         if settings.mllp_metrics_port:
             stop_metrics = handler.metrics.serve(settings.mllp_host, settings.mllp_metrics_port)
-        recovery = asyncio.create_task(_recover(handler, recovery_pause, stop))
+        scanner = asyncio.create_task(processor.run(stop))
         if ready is not None:
             result = ready(server)
             if result is not None:
@@ -88,44 +95,13 @@ async def serve(
         await stop.wait()
         log.info("stopping the MLLP listener: finishing in-flight messages")
         await server.shutdown()
-        # Recovery stops between two messages; one it is processing is finished first.
-        done, _ = await asyncio.wait({recovery}, timeout=server.config.drain_timeout)
-        if not done:
-            recovery.cancel()
-            await asyncio.gather(recovery, return_exceptions=True)
+        await processor.close(server.config.drain_timeout)
+        await asyncio.gather(scanner, return_exceptions=True)
     finally:
         if stop_metrics is not None:
             stop_metrics()
         executor.shutdown(wait=True, cancel_futures=True)
         inbox.close()
-
-
-async def _until(stop: asyncio.Event, waiting: Awaitable[object]) -> None:
-    """Wait for ``waiting`` or ``stop``, whichever comes first."""
-    tasks = {asyncio.ensure_future(waiting), asyncio.ensure_future(stop.wait())}
-    _, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-    for task in pending:
-        task.cancel()
-    await asyncio.gather(*pending, return_exceptions=True)
-
-
-async def _recover(handler: Handler, pause: float, stop: asyncio.Event) -> None:
-    """Process stored-but-unprocessed messages: at start-up, then whenever processing was
-    deferred by a store failure (after ``pause`` seconds), retrying while the store is
-    unreachable."""
-    delay = 1.0
-    while not stop.is_set():
-        try:
-            handler.deferred.clear()
-            await handler.recover(stop=stop)
-            delay = 1.0
-            await _until(stop, handler.deferred.wait())
-            await _until(stop, asyncio.sleep(pause))  # let the store come back before scanning
-        except Exception as exc:
-            log.warning("recovery of unprocessed messages failed (%s); retrying in %.0f s", exc, delay)
-            handler.deferred.set()
-            await _until(stop, asyncio.sleep(delay))
-            delay = min(delay * 2, max(pause, 1.0))
 
 
 def run(settings: Settings, process: Process = no_processing) -> None:

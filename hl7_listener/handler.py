@@ -1,4 +1,4 @@
-"""One frame in, one reply out: parse, store durably, process, acknowledge. No sockets.
+"""One frame in, one reply out: parse, store durably, acknowledge; processing behind it. No sockets.
 
 The order is the listener's promise to senders:
 
@@ -7,18 +7,17 @@ The order is the listener's promise to senders:
 2. **Durable intake**: the raw bytes go into the inbox (group-committed, journaled). Until
    that returns nothing positive is said; if the store is down the sender gets AE/CE with
    ERR 207 (or, configured, the connection is closed without an answer) and resends later.
-3. **Process** the stored message through the injected ``process`` (mapping + the
-   services' atomic write; by default nothing) and record its outcome.
-4. **Acknowledge**: original mode AA after successful processing, AE with the processing
-   error (the message stays stored, status ``error``, reprocessable); enhanced mode CA
-   once stored (the commit ACK), whatever processing then did, which the inbox records.
+3. **Acknowledge**, depending on ``ack_after`` (``INTEROP_MLLP_ACK_AFTER``):
+   * ``stored`` (default): AA (CA in enhanced mode) now; the message is handed to the
+     :class:`~hl7_listener.processor.Processor`, which processes it in the background (in
+     order per sender) and records the outcome in the inbox.
+   * ``processed``: process now and record the outcome; original mode AA after successful
+     processing, AE with the processing error (the message stays stored, status ``error``,
+     reprocessable); enhanced mode CA whatever processing then did.
 
 A message already in the inbox (same MSH-3, MSH-4, MSH-10) is acknowledged again from its
-stored outcome and not processed again; one stored but never processed (the listener died
-in between) is processed now. ``recover()`` does the same for all such messages at start-up,
-so each stored message is processed once, and processing is idempotent on top (mappings
-derive resource ids from the message) for the crash window between processing and its
-outcome record.
+stored outcome and not processed again; one stored but not yet processed is acknowledged
+(``stored``) or processed now (``processed``).
 """
 
 from __future__ import annotations
@@ -26,52 +25,40 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Protocol
 
 from fhir_server.repository.base import StoreError
-from fhir_server.repository.inbox import ERROR, PROCESSED, RECEIVED, InboxRecord, Intake, Outcome
+from fhir_server.repository.inbox import ERROR, PROCESSED, RECEIVED, InboxRecord, Intake
 from hl7_listener import ack
 from hl7_listener.ack import ErrorDetail, Header
 from hl7_listener.batching import GroupCommit
 from hl7_listener.metrics import Metrics
-from mappings.errors import Hl7Error, ParseError
+from hl7_listener.processor import (
+    Process,
+    Processor,
+    ProcessResult,
+    Result,
+    Store,
+    error_detail,
+    no_processing,
+)
+from mappings.errors import ParseError
 from mappings.message import Message, parse
 
 log = logging.getLogger(__name__)
 
 PROCESSING_IDS = ("P", "T", "D")
-FINISHED_MEMORY = 100_000
+ACK_AFTER = ("stored", "processed")
 
 
-@dataclass(frozen=True)
-class ProcessResult:
-    """What processing produced: references of the resources written (``Patient/123``)."""
-
-    resources: Sequence[str] = ()
-
-
-Process = Callable[[Message, InboxRecord], ProcessResult]
-
-
-def no_processing(message: Message, record: InboxRecord) -> ProcessResult:
-    """The default until the mappings are wired in: store, mark processed, produce nothing."""
-    return ProcessResult()
-
-
-class Inbox(Protocol):
+class Inbox(Store, Protocol):
     """What the handler needs of the inbox (``fhir_server.repository.inbox.MongoInbox``)."""
 
     def receive_many(self, intakes: Sequence[Intake]) -> list[tuple[InboxRecord, bool]]: ...
-
-    def record_outcomes(self, outcomes: Sequence[Outcome]) -> list[bool]: ...
-
-    def unprocessed(self, since: datetime | None = None) -> list[InboxRecord]: ...
-
-    def get(self, id: str) -> InboxRecord | None: ...
 
 
 @dataclass(frozen=True)
@@ -87,7 +74,6 @@ class Reply:
 class _Result:
     outcome: ack.Outcome
     errors: list[ErrorDetail] = field(default_factory=list)
-    recorded: bool = True  # False: no outcome stored (a store failure); recovery retries it
 
 
 class Handler:
@@ -101,22 +87,19 @@ class Handler:
         executor: Executor | None = None,
         close_on_store_error: bool = False,
         metrics: Metrics | None = None,
+        ack_after: str = "stored",
+        processor: Processor | None = None,
     ) -> None:
+        if ack_after not in ACK_AFTER:
+            raise ValueError(f"ack_after must be one of {ACK_AFTER}, got {ack_after!r}")
         self._inbox = inbox
-        self._process = process
-        self._executor = executor
         self._close_on_store_error = close_on_store_error
-        self.metrics = metrics or Metrics()
+        self._ack_after = ack_after
+        self.metrics = metrics or (processor.metrics if processor is not None else Metrics())
+        self.processor = processor or Processor(inbox, process, executor=executor, metrics=self.metrics)
         self._intake: GroupCommit[Intake, tuple[InboxRecord, bool]] = GroupCommit(
             inbox.receive_many, executor
         )
-        self._outcomes: GroupCommit[Outcome, bool] = GroupCommit(inbox.record_outcomes, executor)
-        self._in_flight: dict[str, asyncio.Future[_Result]] = {}
-        # Ids this process finished recently: recovery skips them (it read its list earlier).
-        self._finished: dict[str, None] = {}
-        # Set when a stored message could not be processed for a store failure: the
-        # listener's recovery loop then looks for unprocessed messages again.
-        self.deferred = asyncio.Event()
 
     async def handle(self, payload: bytes, remote: str = "") -> Reply:
         """The reply to one complete frame."""
@@ -142,7 +125,7 @@ class Handler:
             self.metrics.errors.labels("parse").inc()
             self.metrics.received.labels("unparseable").inc()
             header = Header.from_fields(exc.header) if exc.header else ack.MINIMAL
-            return _reply(header, "utf-8", _Result(ack.Outcome.REJECT, [_detail(exc)]))
+            return _reply(header, "utf-8", _Result(ack.Outcome.REJECT, [error_detail(exc)]))
         header = Header.from_fields(message.msh_fields)
         self.metrics.received.labels(f"{message.message_type}^{message.trigger_event}").inc()
         rejected = _check_header(message)
@@ -177,115 +160,25 @@ class Handler:
             self.metrics.duplicates.inc()
         if duplicate and record.status in (PROCESSED, ERROR):
             result = _stored_result(record)
+        elif self._ack_after == "stored":
+            self.processor.submit(record)  # durably ours: processing follows
+            result = _Result(ack.Outcome.ACCEPT)
         else:
-            result = await self._process_once(message, record)
+            processed = await self.processor.run_one(message, record)
+            if processed.status == RECEIVED:
+                self.processor.submit(record)  # a store failure: retried in the background
+            result = _as_result(processed)
         if header.enhanced and result.outcome is not ack.Outcome.REJECT:
             result = _Result(ack.Outcome.ACCEPT)  # commit ACK: the message is durably ours
         return _reply(header, message.codec, result)
 
-    async def _process_once(self, message: Message, record: InboxRecord) -> _Result:
-        """Process a stored message unless this process is already doing so (then wait for it)."""
-        running = self._in_flight.get(record.id)
-        if running is not None:
-            return await asyncio.shield(running)
-        future: asyncio.Future[_Result] = asyncio.get_running_loop().create_future()
-        self._in_flight[record.id] = future
-        try:
-            result = await self._run_processing(message, record)
-            future.set_result(result)
-            if result.recorded:
-                self._finished[record.id] = None
-                if len(self._finished) > FINISHED_MEMORY:
-                    del self._finished[next(iter(self._finished))]
-            return result
-        except asyncio.CancelledError:
-            future.cancel()
-            raise
-        except BaseException as exc:
-            future.set_exception(exc)
-            future.exception()  # retrieved: waiters get it, nobody else must log it
-            raise
-        finally:
-            del self._in_flight[record.id]
-
-    async def _run_processing(self, message: Message, record: InboxRecord) -> _Result:
-        loop = asyncio.get_running_loop()
-        try:
-            with self.metrics.processing.time():
-                produced = await loop.run_in_executor(self._executor, self._process, message, record)
-        except StoreError as exc:
-            # Stored but not processed: no outcome, so the recovery loop or a resend retries it.
-            self.metrics.errors.labels("store").inc()
-            self.deferred.set()
-            detail = ErrorDetail(ack.APPLICATION_INTERNAL_ERROR, f"stored; processing deferred: {exc}")
-            return _Result(ack.Outcome.ERROR, [detail], recorded=False)
-        except Hl7Error as exc:
-            self.metrics.errors.labels("processing").inc()
-            return await self._record(
-                record, _Result(ack.Outcome.ERROR, [_detail(exc)]), [], exc.reason, exc.code
-            )
-        except Exception as exc:
-            self.metrics.errors.labels("processing").inc()
-            log.exception("processing message %s failed", record.control_id)
-            reason = f"{exc.__class__.__name__}: {exc}"
-            detail = ErrorDetail(ack.APPLICATION_INTERNAL_ERROR, reason)
-            return await self._record(record, _Result(ack.Outcome.ERROR, [detail]), [], reason, detail.code)
-        return await self._record(record, _Result(ack.Outcome.ACCEPT), list(produced.resources), None, None)
-
-    async def _record(
-        self, record: InboxRecord, result: _Result, resources: list[str], reason: str | None, code: int | None
-    ) -> _Result:
-        status = PROCESSED if result.outcome is ack.Outcome.ACCEPT else ERROR
-        code_sent = "AA" if status == PROCESSED else "AE"
-        outcome = Outcome(record.id, record.attempts + 1, status, resources, code_sent, reason, code)
-        try:
-            await self._outcomes.submit(outcome)
-        except StoreError as exc:
-            # Processed, but the store went away before the outcome was recorded: say AE so
-            # the sender resends; the resend (or the recovery loop) reprocesses idempotently.
-            self.metrics.errors.labels("store").inc()
-            self.deferred.set()
-            detail = ErrorDetail(ack.APPLICATION_INTERNAL_ERROR, f"outcome not stored: {exc}")
-            return _Result(ack.Outcome.ERROR, [detail], recorded=False)
-        return result
-
     async def recover(self, since: datetime | None = None, stop: asyncio.Event | None = None) -> int:
-        """Process every stored message that has no outcome (after a crash); returns how many.
-
-        Returns early, between two messages, once ``stop`` is set (shutdown)."""
-        loop = asyncio.get_running_loop()
-        pending = await loop.run_in_executor(self._executor, self._inbox.unprocessed, since)
-        done = 0
-        for listed in pending:
-            if stop is not None and stop.is_set():
-                break
-            if listed.id in self._finished or listed.id in self._in_flight:
-                continue
-            record = await loop.run_in_executor(self._executor, self._inbox.get, listed.id)
-            if record is None or record.status != RECEIVED or record.id in self._finished:
-                continue
-            try:
-                message = parse(record.raw)
-            except ParseError as exc:
-                await self._record(
-                    record, _Result(ack.Outcome.ERROR, [_detail(exc)]), [], exc.reason, exc.code
-                )
-                continue
-            await self._process_once(message, record)
-            done += 1
-        if done:
-            log.warning("processed %d stored message(s) left unprocessed by an earlier run", done)
-        return done
+        """Process every stored message that has no outcome (after a crash); returns how many."""
+        return await self.processor.recover(since, stop)
 
     async def reprocess(self, record: InboxRecord) -> str:
         """Run a stored message through processing again (``interop hl7 replay``); its new status."""
-        try:
-            message = parse(record.raw)
-        except ParseError as exc:
-            await self._record(record, _Result(ack.Outcome.ERROR, [_detail(exc)]), [], exc.reason, exc.code)
-            return ERROR
-        result = await self._process_once(message, record)
-        return PROCESSED if result.outcome is ack.Outcome.ACCEPT else ERROR
+        return await self.processor.reprocess(record)
 
 
 def _check_header(message: Message) -> ErrorDetail | None:
@@ -306,9 +199,11 @@ def _header_or_minimal(payload: bytes) -> Header:
         return ack.MINIMAL
 
 
-def _detail(exc: Hl7Error) -> ErrorDetail:
-    segment = exc.segment or ("MSH" if exc.position == 1 else "")
-    return ErrorDetail(exc.code, exc.reason, segment, 1 if segment else exc.position, exc.field)
+def _as_result(result: Result) -> _Result:
+    if result.status == PROCESSED:
+        return _Result(ack.Outcome.ACCEPT)
+    detail = result.error or ErrorDetail(ack.APPLICATION_INTERNAL_ERROR, "processing failed")
+    return _Result(ack.Outcome.ERROR, [detail])
 
 
 def _stored_result(record: InboxRecord) -> _Result:
@@ -326,4 +221,4 @@ def _reply(header: Header, codec: str, result: _Result) -> Reply:
     return Reply(text.encode(codec or "utf-8", errors="replace"), code)
 
 
-__all__ = ["Handler", "Inbox", "Process", "ProcessResult", "Reply", "no_processing"]
+__all__ = ["ACK_AFTER", "Handler", "Inbox", "Process", "ProcessResult", "Reply", "no_processing"]

@@ -33,7 +33,8 @@ class Metrics:
         buckets = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
         self.ack_latency = Histogram(
             "hl7_ack_latency_seconds",
-            "Time from a complete frame to its ACK (parse, durable intake, processing, outcome)",
+            "Time from a complete frame to its ACK (parse, durable intake; with "
+            "INTEROP_MLLP_ACK_AFTER=processed also processing and its outcome)",
             buckets=buckets,
             registry=self.registry,
         )
@@ -41,6 +42,18 @@ class Metrics:
             "hl7_processing_seconds",
             "Time the injected processing (mapping and FHIR writes) takes per message",
             buckets=buckets,
+            registry=self.registry,
+        )
+        self.processed = Counter(
+            "hl7_processed_messages",
+            "Processing runs by result: processed, error (recorded, reprocessable), "
+            "deferred (a store failure; retried)",
+            ["status"],
+            registry=self.registry,
+        )
+        self.backlog = Gauge(
+            "hl7_processing_backlog",
+            "Messages stored (acknowledged) but not yet processed",
             registry=self.registry,
         )
         self.connections = Gauge("hl7_open_connections", "Open MLLP connections", registry=self.registry)

@@ -56,9 +56,13 @@ def hl7() -> None:
 def listen(process_spec: str | None) -> None:
     """Run the MLLP listener in the foreground until Ctrl-C or SIGTERM.
 
-    Listens on INTEROP_MLLP_HOST:INTEROP_MLLP_PORT (INTEROP_MLLP_* for limits, TLS and
-    metrics); needs INTEROP_MONGODB_URI. Prints "MLLP listening on HOST:PORT" once ready.
-    In-flight messages are finished (and acknowledged) before it exits.
+    Listens on INTEROP_MLLP_HOST:INTEROP_MLLP_PORT (INTEROP_MLLP_* for limits, TLS,
+    metrics and INTEROP_MLLP_ACK_AFTER); needs INTEROP_MONGODB_URI. Prints "MLLP listening
+    on HOST:PORT" once ready. Messages are acknowledged once durably stored and processed
+    in the background (in order per sender); stored messages an earlier run left
+    unprocessed are processed at start. On SIGTERM the message in hand on each connection
+    is answered and each processing lane finishes its current message; the rest waits in
+    the inbox for the next start.
     """
     from hl7_listener.app import load_process, serve
     from hl7_listener.server import MllpServer

@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -46,6 +48,19 @@ _DUPLICATE_KEY = 11000
 
 P = ParamSpec("P")
 R = TypeVar("R")
+
+
+_sequence_lock = threading.Lock()
+_last_sequence = 0
+
+
+def next_sequence() -> int:
+    """A strictly increasing number (nanoseconds since the epoch, bumped on ties): the order
+    messages were received in, finer than ``rcv`` (milliseconds) and kept across restarts."""
+    global _last_sequence
+    with _sequence_lock:
+        _last_sequence = max(_last_sequence + 1, time.time_ns())
+        return _last_sequence
 
 
 def inbox_id(sending_application: str, sending_facility: str, control_id: str) -> str:
@@ -90,6 +105,21 @@ class InboxRecord:
     resources: list[str] = field(default_factory=list)
     ack: str | None = None
     updated: datetime | None = None
+    sequence: int = 0
+
+    @property
+    def sender(self) -> tuple[str, str]:
+        """MSH-3 and MSH-4: messages of one sender are processed in the order received."""
+        return (self.sending_application, self.sending_facility)
+
+
+@dataclass(frozen=True, slots=True)
+class Pending:
+    """A stored message without an outcome, as a scan lists it (no raw bytes)."""
+
+    id: str
+    sender: tuple[str, str]
+    sequence: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,7 +159,17 @@ def _document(intake: Intake) -> dict[str, Any]:
         "type": intake.message_type,
         "rcv": intake.received.replace(microsecond=intake.received.microsecond // 1000 * 1000),
         "remote": intake.remote,
+        "seq": next_sequence(),
     }
+
+
+def _sequence(doc: dict[str, Any]) -> int:
+    """The receive order; records stored before ``seq`` existed fall back to ``rcv``."""
+    seq = doc.get("seq")
+    if isinstance(seq, int):
+        return seq
+    received = _as_utc(doc.get("rcv"))
+    return int(received.timestamp() * 1_000_000) * 1000 if received else 0
 
 
 def _as_utc(value: datetime | None) -> datetime | None:
@@ -151,6 +191,7 @@ def _record(doc: dict[str, Any]) -> InboxRecord:
         received=received,
         remote=doc.get("remote", ""),
         status=RECEIVED,
+        sequence=_sequence(doc),
     )
 
 
@@ -261,12 +302,25 @@ class MongoInbox:
 
     @_outages
     def unprocessed(self, since: datetime | None = None) -> list[InboxRecord]:
-        """Messages stored but never processed (a crash between intake and outcome), oldest first."""
-        query: dict[str, Any] = {} if since is None else {"rcv": {"$gte": since}}
-        ids = [d["_id"] for d in self._inbox.find(query, {"_id": 1}, sort=[("rcv", 1)])]
-        done = {d["id"] for d in self._outcomes.find({}, {"id": 1})}
-        records = (self._inbox.find_one({"_id": id}) for id in ids if id not in done)
+        """Messages stored but never processed (a crash between intake and outcome), in the
+        order received."""
+        records = (self._inbox.find_one({"_id": p.id}) for p in self.pending(since=since)[0])
         return [_record(d) for d in records if d is not None]
+
+    @_outages
+    def pending(self, limit: int | None = None, since: datetime | None = None) -> tuple[list[Pending], int]:
+        """The first ``limit`` messages without an outcome, in the order received, and how
+        many there are in all. Two scans (FerretDB answers only ``_id`` filters from an
+        index), projected to a few small fields."""
+        query: dict[str, Any] = {} if since is None else {"rcv": {"$gte": since}}
+        done = {d["id"] for d in self._outcomes.find({}, {"id": 1})}
+        found = [
+            Pending(d["_id"], (d.get("app", ""), d.get("fac", "")), _sequence(d))
+            for d in self._inbox.find(query, {"_id": 1, "app": 1, "fac": 1, "seq": 1, "rcv": 1})
+            if d["_id"] not in done
+        ]
+        found.sort(key=lambda p: (p.sequence, p.id))
+        return (found if limit is None else found[:limit]), len(found)
 
     def _with_outcome(self, doc: dict[str, Any]) -> InboxRecord:
         """The record with its newest outcome: attempts are probed by ``_id`` 1, 2, ..."""
@@ -319,6 +373,7 @@ def _inserted(collection: Collection[dict[str, Any]], documents: list[dict[str, 
 __all__ = [
     "COLLECTION",
     "ERROR",
+    "OUTCOMES",
     "PROCESSED",
     "RECEIVED",
     "STATUSES",
@@ -326,6 +381,7 @@ __all__ = [
     "Intake",
     "MongoInbox",
     "Outcome",
+    "Pending",
     "StoreError",
     "inbox_id",
 ]

@@ -235,6 +235,7 @@ class BundleService:
                 )
             if matches:
                 conditional[key] = (matches[0].id, True)
+                plan.heads[f"{entry.resource_type}/{matches[0].id}"] = matches[0]  # no second read
             else:
                 conditional[key] = (self._resources.new_id(), False)
                 plan.locks.append(key)
@@ -243,7 +244,8 @@ class BundleService:
         plan.results[entry.index] = EntryResult(200 if exists else 201, created=not exists)
         plan.aliases[entry.index] = f"{entry.resource_type}/{id}"
         if exists:
-            plan.results[entry.index].stored = self._resources.current(entry.resource_type, id)
+            known = plan.heads.get(f"{entry.resource_type}/{id}")
+            plan.results[entry.index].stored = known or self._resources.current(entry.resource_type, id)
         return id, True
 
     def _conditional_target(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import os
+import time
 import uuid
 from typing import Any
 
@@ -35,7 +36,8 @@ def collection(name: str) -> Collection[dict[str, Any]]:
 
 def process(message: Message, record: InboxRecord) -> ProcessResult:
     try:
-        collection(RESOURCES).insert_one({"_id": record.id, "ctl": message.control_id})
+        # ``at``: when it was first processed, so the test can check the order per sender.
+        collection(RESOURCES).insert_one({"_id": record.id, "ctl": message.control_id, "at": time.time_ns()})
     except DuplicateKeyError:
         # A re-run after a crash finds the resource already there: nothing is duplicated,
         # and the re-run is counted.

@@ -43,11 +43,11 @@ class RunningListener:
     """The real listener (``hl7_listener.app.serve``) on its own event loop thread."""
 
     def __init__(
-        self, settings: Settings, process: Process = no_processing, recovery_pause: float = 30.0
+        self, settings: Settings, process: Process = no_processing, retry_pause: float = 1.0
     ) -> None:
         self.settings = settings.with_overrides(mllp_port=0, mllp_metrics_port=0)
         self.process = process
-        self.recovery_pause = recovery_pause
+        self.retry_pause = retry_pause
         self.loop = asyncio.new_event_loop()
         self.server: MllpServer | None = None
         self._stop: asyncio.Event | None = None
@@ -82,7 +82,7 @@ class RunningListener:
                 self._ready.set()
 
             await serve(
-                self.settings, self.process, ready=ready, stop=self._stop, recovery_pause=self.recovery_pause
+                self.settings, self.process, ready=ready, stop=self._stop, retry_pause=self.retry_pause
             )
 
         try:
@@ -99,6 +99,15 @@ class RunningListener:
             self.loop.call_soon_threadsafe(self._stop.set)
         self._thread.join(60)
         self._done.result(0)
+
+    def drain(self, timeout: float = 60.0) -> None:
+        """Block until the background processor has processed everything acknowledged
+        (nothing queued, running or left in the inbox by a scan); a deadline, not a pause."""
+        assert self.server is not None
+        processor = self.server.handler.processor
+        done = asyncio.run_coroutine_threadsafe(processor.wait_idle(timeout), self.loop)
+        if not done.result(timeout + 10):
+            raise TimeoutError(f"processing backlog not drained in {timeout} s: {processor.backlog}")
 
     def wait_for_connections(self, count: int, timeout: float = 30.0) -> None:
         """Block until the server has exactly ``count`` open connections."""

@@ -13,6 +13,11 @@ from tests.integration.hl7_cli_processing import strict
 from tests.integration.hl7_helpers import RunningListener, adt
 
 
+def processed(settings: Settings) -> Settings:
+    """These tests read the AE a processing error gives: ACK after processing."""
+    return settings.with_overrides(mllp_ack_after="processed")
+
+
 def env(settings: Settings) -> dict[str, str]:
     assert settings.mongodb_uri
     return {"INTEROP_MONGODB_URI": settings.mongodb_uri, "INTEROP_MONGODB_DATABASE": settings.database}
@@ -32,7 +37,7 @@ def test_send_files_with_many_messages_prints_each_ack(
     lf.write_bytes(adt("F1").replace(b"\r", b"\n") + b"\n" + adt("F2").replace(b"\r", b"\r\n"))
     framed = tmp_path / "framed.mllp"
     framed.write_bytes(b"\x0b" + adt("F3") + b"\x1c\r")
-    with RunningListener(settings, strict) as listener:
+    with RunningListener(processed(settings), strict) as listener:
         host, port = listener.address
         args = ["hl7", "send", str(lf), str(framed), "--host", host, "--port", str(port)]
         result = CliRunner().invoke(cli, args, env=env(settings), prog_name="interop")
@@ -52,7 +57,7 @@ def test_send_exits_1_when_a_message_is_not_accepted(
 ) -> None:
     path = tmp_path / "bad.hl7"
     path.write_bytes(adt("OK1") + adt("BAD1"))
-    with RunningListener(settings, strict) as listener:
+    with RunningListener(processed(settings), strict) as listener:
         host, port = listener.address
         args = ["hl7", "send", "-q", str(path), "--host", host, "--port", str(port)]
         result = CliRunner().invoke(cli, args, env=env(settings), prog_name="interop")
@@ -63,7 +68,7 @@ def test_send_exits_1_when_a_message_is_not_accepted(
 def test_inbox_lists_and_replay_reprocesses_errors(
     settings: Settings, inbox: MongoInbox, tmp_path: Path
 ) -> None:
-    with RunningListener(settings, strict) as listener:
+    with RunningListener(processed(settings), strict) as listener:
         path = tmp_path / "m.hl7"
         path.write_bytes(adt("GOOD1") + adt("BAD2"))
         host, port = listener.address
@@ -111,7 +116,7 @@ def test_send_does_not_wait_for_an_ack_the_message_does_not_ask_for(
     """Enhanced mode with MSH-15 NE: the listener sends no accept ACK; the sender goes on."""
     path = tmp_path / "ne.hl7"
     path.write_bytes(adt("NE1", extra="|||NE|NE") + adt("AL1", extra="|||AL|NE"))
-    with RunningListener(settings, strict) as listener:
+    with RunningListener(processed(settings), strict) as listener:
         host, port = listener.address
         args = ["hl7", "send", str(path), "--host", host, "--port", str(port)]
         result = CliRunner().invoke(cli, args, env=env(settings), prog_name="interop")

@@ -1,11 +1,14 @@
 """The crash test: no acknowledged message is ever lost, and each is processed once.
 
 Senders stream 10,000 messages with unique control ids over several connections to the
-real listener process (``interop hl7 listen``) while the test SIGKILLs it several times
-and starts it again. Senders behave like real ones: a message without an ACK (connection
-dropped) is sent again to the new process. At the end every message that got AA is in the
-inbox, processed, with exactly one resource; processing ran more than once only for
-messages caught in the window between processing and its outcome record.
+real listener process (``interop hl7 listen``, default ``INTEROP_MLLP_ACK_AFTER=stored``: AA
+once the message is durably in the inbox, processing behind it) while the test SIGKILLs it
+several times and starts it again. Senders behave like real ones: a message without an ACK
+(connection dropped) is sent again to the new process. Once every AA is in, the test waits
+(a deadline poll) until the last listener has worked off its backlog: every message that
+got AA is then in the inbox, processed, with exactly one resource, first processed in the
+order its connection sent it (4 senders, two connections each); processing ran more than
+once only for messages caught in the window between processing and its outcome record.
 """
 
 from __future__ import annotations
@@ -15,13 +18,14 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from collections import Counter
 from pathlib import Path
 
 import pytest
 from pymongo import MongoClient
 
-from fhir_server.repository.inbox import PROCESSED, MongoInbox, inbox_id
+from fhir_server.repository.inbox import OUTCOMES, PROCESSED, MongoInbox, inbox_id
 from fhir_server.settings import Settings
 from hl7_listener.client import MllpClient, ack_code
 from tests.integration.hl7_crash_processing import RERUNS, RESOURCES
@@ -31,6 +35,8 @@ ROOT = Path(__file__).resolve().parents[2]
 MESSAGES = 10_000
 CONNECTIONS = 8
 KILLS = 3
+SENDERS = 4  # sending applications (MSH-3): the processor works on their lanes in parallel
+DRAIN_DEADLINE = 600.0  # seconds for the processing backlog to drain after the last AA
 
 
 class ListenerProcess:
@@ -77,6 +83,15 @@ class ListenerProcess:
         self._close_pipe()
 
 
+def sender_of(control_id: str) -> str:
+    """Connection n sends as LAB{n % SENDERS}: each sender's messages come over two connections."""
+    return f"LAB{int(control_id[1:].split('-')[0]) % SENDERS}"
+
+
+def stored_id(control_id: str) -> str:
+    return inbox_id(sender_of(control_id), "HOSP", control_id)
+
+
 async def sender(n: int, listener: ListenerProcess, acked: set[str], mismatched: list[str]) -> None:
     ids = [f"K{n}-{i}" for i in range(n, MESSAGES, CONNECTIONS)]
     client: MllpClient | None = None
@@ -92,7 +107,7 @@ async def sender(n: int, listener: ListenerProcess, acked: set[str], mismatched:
                 assert listener.address is not None
                 client = MllpClient(*listener.address, timeout=30)
                 await client.connect()
-            reply = await client.send(adt(control_id))
+            reply = await client.send(adt(control_id, app=sender_of(control_id)))
         except (OSError, EOFError, asyncio.IncompleteReadError):
             if client is not None:
                 await client.close()
@@ -106,6 +121,24 @@ async def sender(n: int, listener: ListenerProcess, acked: set[str], mismatched:
             position += 1
     if client is not None:
         await client.close()
+
+
+def wait_until_processed(settings: Settings, ids: set[str]) -> tuple[set[str], float]:
+    """Poll the outcomes (with a deadline) until every id has a ``processed`` one."""
+    assert settings.mongodb_uri
+    client: MongoClient[dict[str, object]] = MongoClient(settings.mongodb_uri)
+    started = time.monotonic()
+    try:
+        outcomes = client[settings.database][OUTCOMES]
+        while True:
+            done = {str(d["id"]) for d in outcomes.find({"st": PROCESSED}, {"id": 1})}
+            if ids <= done:
+                return done, time.monotonic() - started
+            if time.monotonic() - started > DRAIN_DEADLINE:
+                raise AssertionError(f"{len(ids - done)} acknowledged message(s) still unprocessed")
+            time.sleep(0.5)  # the poll interval; the deadline above bounds the wait
+    finally:
+        client.close()
 
 
 @pytest.mark.slow
@@ -131,8 +164,10 @@ def test_sigkill_loses_no_acknowledged_message(settings: Settings) -> None:
     listener.start()
     try:
         asyncio.run(run())
+        _, drained = wait_until_processed(settings, {stored_id(c) for c in acked})
     finally:
         listener.stop()
+    print(f"backlog drained {drained:.1f} s after the last AA")
 
     assert listener.generation == KILLS + 1
     assert not mismatched
@@ -143,8 +178,13 @@ def test_sigkill_loses_no_acknowledged_message(settings: Settings) -> None:
         records = {r.control_id: r for r in inbox.list_recent(limit=MESSAGES * 2)}
         assert set(records) == acked  # nothing lost, nothing extra
         assert {r.status for r in records.values()} == {PROCESSED}
+        first_runs = {d["ctl"]: d["at"] for d in db[RESOURCES].find({}, {"ctl": 1, "at": 1})}
+        for n in range(CONNECTIONS):  # one sender's messages from one connection: in send order
+            sent = [f"K{n}-{i}" for i in range(n, MESSAGES, CONNECTIONS)]
+            ran = sorted(sent, key=lambda c: first_runs[c])
+            assert ran == sent, f"connection {n}: processed out of order"
         resources = [d["_id"] for d in db[RESOURCES].find({}, {"_id": 1})]
-        assert sorted(resources) == sorted(inbox_id("LAB", "HOSP", c) for c in acked)
+        assert sorted(resources) == sorted(stored_id(c) for c in acked)
         rerun = Counter(d["msg"] for d in db[RERUNS].find({}, {"msg": 1}))
         print(f"{len(acked)} acknowledged over {listener.generation} listener runs; re-run: {len(rerun)}")
         # Only messages processed when a kill struck, before their outcome was recorded.

@@ -18,11 +18,21 @@ from tests.integration.hl7_helpers import adt, fields
 
 
 def handle_all(
-    inbox: MongoInbox, process: Process, payloads: list[bytes], concurrent: bool = False
+    inbox: MongoInbox,
+    process: Process,
+    payloads: list[bytes],
+    concurrent: bool = False,
+    ack_after: str = "processed",
 ) -> list[Reply]:
+    """Each reply; with ``ack_after="stored"`` also waits for the background processing."""
+
     async def go() -> list[Reply]:
         with ThreadPoolExecutor(4) as executor:
-            handler = Handler(inbox, process, executor=executor)
+            handler = Handler(inbox, process, executor=executor, ack_after=ack_after)
+            if ack_after == "stored":
+                replies = [await handler.handle(p, "test") for p in payloads]
+                assert await handler.processor.wait_idle(30)
+                return replies
             if concurrent:
                 return list(await asyncio.gather(*(handler.handle(p, "test") for p in payloads)))
             return [await handler.handle(p, "test") for p in payloads]

@@ -39,6 +39,7 @@ def test_aa_fields_and_durable_intake(listener: RunningListener, inbox: MongoInb
     assert msh[10] and msh[10] != "C100"
     assert (msh[11], msh[12]) == ("P", "2.5.1")
     assert msa[1:3] == ["AA", "C100"]
+    listener.drain()
     record = stored(inbox, "C100")
     assert record.raw == message
     assert record.status == PROCESSED
@@ -88,6 +89,7 @@ def test_duplicate_is_acked_again_without_processing(settings: Settings, inbox: 
     with RunningListener(settings, process) as listener:
         first, again = send(listener.address, [adt("D1"), adt("D1")])
         [other_sender] = send(listener.address, [adt("D1", facility="OTHER")])
+        listener.drain()
     assert fields(first, "MSA")[1:3] == ["AA", "D1"]
     assert fields(again, "MSA")[1:3] == ["AA", "D1"]
     assert fields(again, "MSH")[10] != fields(first, "MSH")[10]
@@ -103,7 +105,7 @@ def test_processing_error_is_ae_with_err_and_stays_reprocessable(
     def process(message: Message, record: InboxRecord) -> ProcessResult:
         raise MappingError(101, "PID-3 patient identifier is required", "PID", 3)
 
-    with RunningListener(settings, process) as listener:
+    with RunningListener(settings.with_overrides(mllp_ack_after="processed"), process) as listener:
         [reply] = send(listener.address, [adt("E1")])
     assert fields(reply, "MSA")[1:3] == ["AE", "E1"]
     err = fields(reply, "ERR")
@@ -120,7 +122,7 @@ def test_unexpected_processing_failure_is_ae_207(settings: Settings, inbox: Mong
     def process(message: Message, record: InboxRecord) -> ProcessResult:
         raise RuntimeError("mapping exploded")
 
-    with RunningListener(settings, process) as listener:
+    with RunningListener(settings.with_overrides(mllp_ack_after="processed"), process) as listener:
         [reply] = send(listener.address, [adt("E2")])
     assert ack_code(reply) == "AE"
     assert fields(reply, "ERR")[3].startswith("207^")
@@ -246,7 +248,8 @@ def test_connections_over_the_limit_are_refused(settings: Settings, inbox: Mongo
         asyncio.run(go())
 
 
-def test_shutdown_finishes_in_flight_messages(settings: Settings, inbox: MongoInbox) -> None:
+@pytest.mark.parametrize("ack_after", ["stored", "processed"])
+def test_shutdown_finishes_in_flight_messages(settings: Settings, inbox: MongoInbox, ack_after: str) -> None:
     import threading
 
     entered, release = threading.Event(), threading.Event()
@@ -256,7 +259,7 @@ def test_shutdown_finishes_in_flight_messages(settings: Settings, inbox: MongoIn
         release.wait(10)
         return ProcessResult()
 
-    listener = RunningListener(settings, process).__enter__()
+    listener = RunningListener(settings.with_overrides(mllp_ack_after=ack_after), process).__enter__()
     try:
 
         async def go() -> bytes:
@@ -297,6 +300,7 @@ def test_store_outage_never_aa_and_recovers(settings: Settings, inbox: MongoInbo
                     break
             assert codes[-1] == "AA"
             assert "AA" not in codes[:-1]
+            listener.drain()
         assert stored(inbox, "U2").status == PROCESSED
         assert inbox.get(inbox_id("LAB", "HOSP", "U3")) is None
     finally:
@@ -333,12 +337,14 @@ def test_start_up_processes_messages_stored_but_never_processed(
     with RunningListener(settings, process) as listener:
         # Whether start-up recovery or the resend gets there first, it is processed once.
         assert ack_code(send(listener.address, [adt("R1")])[0]) == "AA"
+        listener.drain()
     record = stored(inbox, "R1")
     assert (record.status, record.attempts, record.resources) == (PROCESSED, 1, ["Patient/R1"])
 
 
 def test_metrics_count_received_and_acks(listener: RunningListener) -> None:
     send(listener.address, [adt("MET1"), b"garbage\r"])
+    listener.drain()
     assert listener.server is not None
     from prometheus_client import generate_latest
 
@@ -383,7 +389,7 @@ def test_processing_deferred_by_a_store_failure_is_retried(settings: Settings, i
         retried.set()
         return ProcessResult(["Patient/DEF"])
 
-    with RunningListener(settings, process, recovery_pause=0.05) as listener:
+    with RunningListener(settings, process, retry_pause=0.05) as listener:
         [reply] = send(listener.address, [adt("DEF", extra="|||AL|AL")])
         assert fields(reply, "MSA")[1:3] == ["CA", "DEF"]  # committed: the sender will not resend
         assert retried.wait(30)

@@ -89,6 +89,7 @@ def test_a_stay_from_registration_to_discharge(listener: RunningListener, client
         listener.address, [messages[3], oru("M9", "F101", [("718-7", "Hemoglobin", "13.1", "g/dL")])]
     )
     assert [ack_code(r) for r in again] == ["AA", "AA"]
+    listener.drain()
 
     patients = client.get("/fhir/Patient", headers=headers()).json
     assert patients["total"] == 1
@@ -116,6 +117,7 @@ def test_a11_cancels_the_admission(listener: RunningListener, client: FlaskClien
         [adt("A01", "C1", "V900", "4W^401^A^HOSP"), adt("A11", "C2", "V900", "4W^401^A^HOSP")],
     )
     assert [ack_code(r) for r in replies] == ["AA", "AA"]
+    listener.drain()
     encounters = client.get("/fhir/Encounter", headers=headers()).json
     assert encounters["total"] == 1
     assert encounters["entry"][0]["resource"]["status"] in ("cancelled", "entered-in-error")
