@@ -36,6 +36,7 @@ from typing import Any
 from uuid import uuid4
 
 import orjson
+from pymongo import ReplaceOne
 from pymongo.collection import Collection
 from pymongo.database import Database
 from pymongo.errors import BulkWriteError, DuplicateKeyError
@@ -232,15 +233,19 @@ class TransactionWrites:
         must not move a head back); the owner writes right after its own claims, and the
         probe for a newer version covers a writer that came after it."""
         searchable: dict[str, list[dict[str, Any]]] = {}
+        replaced: dict[str, list[ReplaceOne]] = {}
         heads: dict[str, list[dict[str, Any]]] = {}
         for new, kind, record in zip(writes, kinds, records, strict=True):
             if kind == "fresh":
                 searchable.setdefault(new.resource_type, []).append(search_doc_of(record))
                 heads.setdefault(new.resource_type, []).append(head_of(record))
             elif kind == "create":
-                current = self._search_docs(new.resource_type).find_one({"_id": new.id}, {"v": 1, "tx": 1})
-                if current is not None and current.get("tx") == tx and current["v"] == 0:
-                    self._search_docs(new.resource_type).replace_one({"_id": new.id}, search_doc_of(record))
+                # Only over our own placeholder: once applied (by us or a reader) a later
+                # writer may have moved the resource on, and a replay must not undo that.
+                placeholder = {"_id": new.id, "v": 0, "tx": tx}
+                replaced.setdefault(new.resource_type, []).append(
+                    ReplaceOne(placeholder, search_doc_of(record))
+                )
                 heads.setdefault(new.resource_type, []).append(head_of(record))
             else:
                 head = None if owner else self._heads(new.resource_type).find_one({"_id": new.id}, {"v": 1})
@@ -248,12 +253,16 @@ class TransactionWrites:
                     self._write_current(new.resource_type, record)
                     if self._claimed(new.resource_type, new.id, new.version + 1):
                         self.catch_up(new.resource_type, new.id)
+        for resource_type, replacements in replaced.items():
+            self._search_docs(resource_type).bulk_write(replacements, ordered=False)
         for resource_type, docs in searchable.items():
             _duplicates(self._search_docs(resource_type), docs)
         for resource_type, docs in heads.items():
             _duplicates(self._heads(resource_type), docs)
-        for key in locks:
-            self._db[LOCKS].delete_one({"_id": key})
+        if locks:
+            # One command: the lock collection only ever holds in-flight locks, so even a
+            # store that scans for ``$in`` reads a handful of small documents.
+            self._db[LOCKS].delete_many({"_id": {"$in": locks}, "tx": tx})
         self._forget_journal(tx)
         self._remember_applied(tx)
 
@@ -263,10 +272,7 @@ class TransactionWrites:
         if journal is None:
             return
         for claim in journal["claims"]:
-            collection = self._db[claim["c"]]
-            found = collection.find_one({"_id": claim["_id"]}, {"tx": 1, "v": 1})
-            if found is not None and found.get("tx") == tx:
-                collection.delete_one({"_id": claim["_id"]})
+            self._db[claim["c"]].delete_one({"_id": claim["_id"], "tx": tx})
         self._forget_journal(tx)
 
     def _forget_journal(self, tx: str) -> None:
