@@ -462,3 +462,36 @@ def test_conditional_reference_to_a_conditional_create_in_the_same_bundle(client
     again = send(client, body)  # now the organization exists: the same one is referenced
     assert again.status_code == 200
     assert count(client, "Organization") == 1
+
+
+def test_a_late_replay_of_a_create_does_not_undo_a_later_version(
+    repository: MongoRepository, client: FlaskClient
+) -> None:
+    """A reader or recovery may apply a committed transaction after its owner did and
+    after a later writer moved the resource on: the replay must change nothing."""
+    from fhir_server.repository import transactions
+
+    original_apply = transactions.TransactionWrites._apply
+    captured: list[tuple[Any, ...]] = []
+
+    def capture(self: Any, *args: Any, **kwargs: Any) -> None:
+        captured.append(args)
+        original_apply(self, *args, **kwargs)
+
+    transactions.TransactionWrites._apply = capture  # type: ignore[method-assign]
+    try:
+        put = {
+            "resource": {**_with_identifier("late"), "id": "late1"},
+            "request": {"method": "PUT", "url": "Patient/late1"},
+        }
+        assert send(client, bundle("transaction", put)).status_code == 200
+    finally:
+        transactions.TransactionWrites._apply = original_apply  # type: ignore[method-assign]
+    current = client.get("/fhir/Patient/late1", headers=headers()).json
+    current["gender"] = "female"
+    updated = client.put("/fhir/Patient/late1", data=orjson.dumps(current), headers=headers())
+    assert updated.status_code == 200
+    original_apply(repository, *captured[0])  # the late replay
+    found = client.get("/fhir/Patient?identifier=urn:mrn|late&gender=female", headers=headers()).json
+    assert found["total"] == 1 and found["entry"][0]["resource"]["meta"]["versionId"] == "2"
+    assert client.get("/fhir/Patient/late1", headers=headers()).json["meta"]["versionId"] == "2"
