@@ -17,14 +17,17 @@
 #     a filter that names `_id` beside other conditions (`{_id: v, tx: t}`) scanned the
 #     table. The handler applies the whole filter to what the backend returns in every
 #     command (find, count, update, delete, findAndModify), so narrowing the backend
-#     query to that `_id` returns the same results; only the plan changes.
+#     query to that `_id` returns the same results; only the plan changes. The same
+#     holds for `{_id: {$in: [v1, v2, ...]}}`, which now reads just those rows
+#     (`WHERE _id IN (...)`, served by the unique index) instead of the whole table:
+#     one command fetches a page of search candidates or a key's posting slots.
 set -euo pipefail
 
 VERSION="v1.24.2"
 MODULE="github.com/FerretDB/FerretDB"
 CACHE_DIR="${INTEROP_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/interop}"
 # The directory name changes whenever the patches below change, so caches never mix builds.
-BUILD_ID="${VERSION#v}-interop3-id"
+BUILD_ID="${VERSION#v}-interop3-ids"
 OUT="${1:-$CACHE_DIR/ferretdb-$BUILD_ID/ferretdb}"
 
 if [[ -x "$OUT" ]]; then
@@ -54,6 +57,11 @@ sed -i 's|^func Track(obj any, token \*Token) {$|&\n\tif !debugbuild.Enabled {\n
 COLL="$WORK/internal/backends/sqlite/collection.go"
 [[ "$(grep -c '^	if params.Filter.Len() == 1 {$' "$COLL")" == 2 ]] || { echo "unexpected FerretDB source: $COLL" >&2; exit 1; }
 sed -i 's|^	if params.Filter.Len() == 1 {$|	if namesIDOnce(params.Filter) {|' "$COLL"
+ARGS_LINE='			args = []any{string(must.NotFail(sjson.MarshalSingleValue(v)))}'
+[[ "$(grep -cxF "$ARGS_LINE" "$COLL")" == 2 ]] || { echo "unexpected FerretDB source: $COLL" >&2; exit 1; }
+# After each `case string, types.ObjectID:` branch, a branch for {$in: [...]} on _id.
+awk -v line="$ARGS_LINE" '{ print } $0 == line { print "\t\tcase *types.Document:\n\t\t\tif w, a := idsIn(v.(*types.Document)); w != \"\" {\n\t\t\t\twhereClause, args = w, a\n\t\t\t}" }' \
+  "$COLL" > "$COLL.new" && mv "$COLL.new" "$COLL"
 cat >> "$COLL" <<'GO'
 
 // namesIDOnce reports whether the filter has exactly one top-level "_id" condition
@@ -66,6 +74,31 @@ func namesIDOnce(filter *types.Document) bool {
 		}
 	}
 	return n == 1
+}
+
+// idsIn turns {$in: [ids]} on _id (strings or ObjectIDs, at most 1000) into a WHERE
+// clause on the indexed _id column (added by the interop build); "" when it does not apply.
+func idsIn(cond *types.Document) (string, []any) {
+	keys := cond.Keys()
+	if len(keys) != 1 || keys[0] != "$in" {
+		return "", nil
+	}
+	arr, ok := must.NotFail(cond.Get("$in")).(*types.Array)
+	if !ok || arr.Len() == 0 || arr.Len() > 1000 {
+		return "", nil
+	}
+	args := make([]any, 0, arr.Len())
+	for i := 0; i < arr.Len(); i++ {
+		v := must.NotFail(arr.Get(i))
+		switch v.(type) {
+		case string, types.ObjectID:
+			args = append(args, string(must.NotFail(sjson.MarshalSingleValue(v))))
+		default:
+			return "", nil
+		}
+	}
+	marks := strings.TrimSuffix(strings.Repeat("?, ", len(args)), ", ")
+	return fmt.Sprintf(` WHERE %s IN (%s)`, metadata.IDColumn, marks), args
 }
 GO
 

@@ -47,6 +47,9 @@ REFERENCE_KINDS = ("r", "i")
 # Append-only trails read by administrators, written on every request: not posted.
 UNPOSTED_TYPES = frozenset({"AuditEvent"})
 MAX_SLOTS = 256
+# Slots read by the first query of a lookup (then four times as many per query): most
+# keys have one slot, and the query must also see the first free one.
+FIRST_READ = 2
 MAX_CANDIDATES = 5000
 # Present once every resource of the type has its postings (new types start so; older
 # data is back-filled first): only then may searches trust the postings.
@@ -127,15 +130,21 @@ class Postings:
         if resource_type in UNPOSTED_TYPES or posted in self._full or not self.built(resource_type):
             return None
         found: list[str] = []
-        for n in range(MAX_SLOTS + 1):
-            slot = self._collection.find_one({"_id": f"{posted}#{n}"})
-            if slot is None:
-                return found
-            found += slot["ids"]
-            if n == MAX_SLOTS or len(found) > MAX_CANDIDATES:
-                _remember(self._full, posted, None)
-                return None  # too many resources share it: a scan is cheaper
-        return found
+        n, batch = 0, FIRST_READ
+        while True:
+            # Slots are contiguous: read a run of them at once until one is missing.
+            wanted = [f"{posted}#{i}" for i in range(n, min(n + batch, MAX_SLOTS + 1))]
+            slots = {doc["_id"]: doc for doc in self._collection.find({"_id": {"$in": wanted}})}
+            for slot_id in wanted:
+                slot = slots.get(slot_id)
+                if slot is None:
+                    return found
+                found += slot["ids"]
+                if n == MAX_SLOTS or len(found) > MAX_CANDIDATES:
+                    _remember(self._full, posted, None)
+                    return None  # too many resources share it: a scan is cheaper
+                n += 1
+            batch *= 4
 
     def add(self, resource_type: str, id: str, keys: list[str]) -> None:
         self.add_many([(resource_type, id, keys)])

@@ -20,7 +20,6 @@ import functools
 import threading
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any, ParamSpec, TypeVar
 from uuid import uuid4
@@ -74,9 +73,8 @@ from fhir_server.repository.transactions import TransactionWrites
 
 P = ParamSpec("P")
 BACKFILL_BATCH = 500
-# Candidates fetched by _id: beyond this many, FETCH_THREADS lookups run at once.
-PARALLEL_FETCH_FROM = 4
-FETCH_THREADS = 4
+# Documents fetched by _id per query (scripts/build-ferretdb.sh pushes up to 1000 down).
+IDS_PER_QUERY = 500
 R = TypeVar("R")
 
 
@@ -132,7 +130,6 @@ class MongoRepository(TransactionWrites, HistoryReads, AnalyticsReads, ExportSto
         self._history_collections: dict[str, Collection[dict[str, Any]]] = {}
         self._search_collections: dict[str, Collection[dict[str, Any]]] = {}
         self._group_inserts: dict[str, GroupInsert] = {}
-        self._fetch_pool: ThreadPoolExecutor | None = None
         self._elem_match: bool | None = None
         self._secondary_indexes: bool | None = None
         self._lock = threading.Lock()
@@ -316,15 +313,15 @@ class MongoRepository(TransactionWrites, HistoryReads, AnalyticsReads, ExportSto
             ]
 
     def _by_ids(self, collection: Collection[dict[str, Any]], ids: list[str]) -> list[dict[str, Any] | None]:
-        """``find_one`` by ``_id`` for each id, several at a time when there are many:
-        the store answers each from its index, and a search's latency is their sum."""
-        if len(ids) <= PARALLEL_FETCH_FROM:
-            return [collection.find_one({"_id": id}) for id in ids]
-        if self._fetch_pool is None:
-            with self._lock:
-                if self._fetch_pool is None:
-                    self._fetch_pool = ThreadPoolExecutor(FETCH_THREADS, thread_name_prefix="fetch")
-        return list(self._fetch_pool.map(lambda id: collection.find_one({"_id": id}), ids))
+        """The documents with these ids, in their order (None where missing): one
+        ``{_id: {$in: [...]}}`` query per :data:`IDS_PER_QUERY`, which MongoDB and our
+        FerretDB build both answer from the ``_id`` index."""
+        found: dict[Any, dict[str, Any]] = {}
+        for start in range(0, len(ids), IDS_PER_QUERY):
+            chunk = ids[start : start + IDS_PER_QUERY]
+            query = {"_id": chunk[0]} if len(chunk) == 1 else {"_id": {"$in": chunk}}
+            found.update((doc["_id"], doc) for doc in collection.find(query))
+        return [found.get(id) for id in ids]
 
     @contextlib.contextmanager
     def _time_limited(self) -> Iterator[None]:
@@ -523,6 +520,4 @@ class MongoRepository(TransactionWrites, HistoryReads, AnalyticsReads, ExportSto
         self._client.admin.command("ping")
 
     def close(self) -> None:
-        if self._fetch_pool is not None:
-            self._fetch_pool.shutdown(wait=False)
         mongoengine.disconnect(alias=self._alias)
