@@ -471,6 +471,9 @@ class MongoRepository(TransactionWrites, HistoryReads, AnalyticsReads, ExportSto
     def recover(self, since: datetime | None, *, abandon_in_flight: bool = False) -> int:
         repaired = self.recover_transactions(abandon=abandon_in_flight)
         for resource_type in self.resource_types_in_use():
+            # Indexes and postings of data written by an older version, before any worker
+            # starts (a worker would otherwise back-fill on its first write of the type).
+            self.ensure_indexes(resource_type)
             query: dict[str, Any] = {} if since is None else {"lu": {"$gte": since}}
             newest: dict[str, int] = {}
             for record in self._versions(resource_type).find(query, {"id": 1, "v": 1}):
