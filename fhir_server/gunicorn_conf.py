@@ -35,9 +35,13 @@ def ssl_context(conf: object, default_ssl_context_factory: object) -> object:
 
 
 def worker_exit(server: object, worker: object) -> None:
-    """Store the audit events still queued before the worker goes (atexit is the fallback)."""
+    """Store the audit events and CDS evaluation records still queued before the worker goes
+    (atexit is the fallback)."""
     app = getattr(worker, "wsgi", None)
-    components = getattr(app, "extensions", {}).get("interop") if app is not None else None
-    audit = getattr(components, "audit", None)
+    extensions = getattr(app, "extensions", {}) if app is not None else {}
+    audit = getattr(extensions.get("interop"), "audit", None)
     if audit is not None:
         audit.close()
+    cds_records = getattr(extensions.get("cds"), "records", None)
+    if cds_records is not None:
+        cds_records.close()

@@ -67,6 +67,7 @@ def app(settings: Settings, repository: MongoRepository) -> Iterator[Flask]:
     inbox = app.extensions.get("console_inbox")  # the console opens the HL7 inbox on first use
     if inbox is not None:
         inbox.close()
+    app.extensions["cds"].records.close()  # its writer thread, as a gunicorn worker's exit does
 
 
 @pytest.fixture

@@ -1,8 +1,12 @@
 """CDS Hooks records on the store: card evaluations (audit), feedback, and used JWT ids.
 
 Kept apart from the resource collections: these are operational records, not FHIR
-resources. Every write is a single insert; a used ``jti`` is claimed by inserting its ``_id``,
+resources. Every write is an insert; a used ``jti`` is claimed by inserting its ``_id``,
 so two workers cannot both accept the same token.
+
+Evaluation records are written on every call, so concurrent calls of a process share one
+``insert_many`` (``group_commit.py``): a call still returns only once its records are
+stored, and a store that cannot take them makes the call a 503, as before.
 """
 
 from __future__ import annotations
@@ -13,19 +17,22 @@ from typing import Any
 
 from pymongo.cursor import Cursor
 from pymongo.database import Database
-from pymongo.errors import DuplicateKeyError, PyMongoError
+from pymongo.errors import BulkWriteError, DuplicateKeyError, PyMongoError
 
 from fhir_server import outcomes
 from fhir_server.repository.base import add_store_time
+from fhir_server.repository.group_commit import GroupCommit
 
 EVALUATIONS = "cds_evaluations"
 FEEDBACK = "cds_feedback"
 TOKENS = "cds_jwt_ids"
+DUPLICATE_KEY = 11000
 
 
 class CdsRecords:
-    def __init__(self, database: Database[dict[str, Any]]) -> None:
+    def __init__(self, database: Database[dict[str, Any]], *, timeout: float = 15.0) -> None:
         self._db = database
+        self._evaluations = GroupCommit(self._insert_evaluations, name="cds-evaluation", timeout=timeout)
 
     @classmethod
     def of(cls, repository: Any) -> CdsRecords:
@@ -46,11 +53,30 @@ class CdsRecords:
             add_store_time(time.perf_counter() - started)
 
     def save_evaluations(self, records: list[dict[str, Any]]) -> None:
-        """One record per card returned; ``_id`` is the card's uuid."""
+        """One record per card returned (``_id`` is the card's uuid); returns once stored."""
         if records:
             now = datetime.now(UTC)
-            docs = [{"_id": r["card"], "at": now, **r} for r in records]
-            self._run(self._db[EVALUATIONS].insert_many, docs)
+            started = time.perf_counter()
+            try:
+                self._evaluations.submit([{"_id": r["card"], "at": now, **r} for r in records])
+            finally:
+                add_store_time(time.perf_counter() - started)
+
+    def _insert_evaluations(self, docs: list[dict[str, Any]]) -> list[int]:
+        """One batch of evaluation records: the positions of those not stored. A duplicate
+        ``_id`` is a record already stored (a retried write), not a failure."""
+        try:
+            self._db[EVALUATIONS].insert_many(docs, ordered=False)
+        except BulkWriteError as exc:
+            errors = exc.details.get("writeErrors", [])
+            return [e["index"] for e in errors if e.get("code") != DUPLICATE_KEY]
+        except PyMongoError as exc:
+            raise outcomes.StoreUnavailable("The document store is unavailable; retry later") from exc
+        return []
+
+    def close(self) -> None:
+        """Store the evaluation records still queued (a worker's exit)."""
+        self._evaluations.close()
 
     def evaluations(self, card_ids: list[str]) -> dict[str, dict[str, Any]]:
         if not card_ids:
