@@ -36,6 +36,8 @@ class Commands(monitoring.CommandListener):
 
     def __init__(self) -> None:
         self.counts: Counter[str] = Counter()
+        self.micros: Counter[str] = Counter()  # time to answer, by command and collection
+        self._names: dict[int, str] = {}
         self.on = False
         self._lock = threading.Lock()
 
@@ -46,9 +48,12 @@ class Commands(monitoring.CommandListener):
         name = f"{event.command_name} {target}" if isinstance(target, str) else event.command_name
         with self._lock:
             self.counts[name] += 1
+            self._names[event.request_id] = name
 
     def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
-        pass
+        if self.on:
+            with self._lock:
+                self.micros[self._names.pop(event.request_id, event.command_name)] += event.duration_micros
 
     def failed(self, event: monitoring.CommandFailedEvent) -> None:
         pass
@@ -109,6 +114,7 @@ def main(argv: list[str] | None = None) -> int:
             for _ in range(3):  # warm-up
                 assert client.post(url, data=body, content_type="application/json").status_code == 200
             listener.counts.clear()
+            listener.micros.clear()
             listener.on = True
             profiler = cProfile.Profile() if args.profile and mode == "full prefetch" else None
             cpu, started = time.process_time(), time.perf_counter()
@@ -143,6 +149,8 @@ def main(argv: list[str] | None = None) -> int:
                 f"{args.service} {mode}, {threads} caller(s): {calls} calls; ms per call: {ms['wall']} wall, "
                 f"{ms['app']} CPU here, {ms['store']} CPU in the store; store commands per call: {per_call}"
             )
+            answered = {name: round(us / calls / 1000, 2) for name, us in sorted(listener.micros.items())}
+            print(f"  store answer time per call (ms): {answered}")
             if profiler:
                 out = io.StringIO()
                 pstats.Stats(profiler, stream=out).sort_stats(

@@ -88,3 +88,18 @@ def test_closing_stores_nothing_twice_and_later_calls_still_store(
         "patient-view", context("patient-view", "p0")))["cards"]]  # fmt: skip
     found = CdsRecords.of(repository).evaluations(before + after)
     assert sorted(found) == sorted(before + after) and len(before) == len(after) == 1
+
+
+def test_a_gunicorn_worker_exit_stores_the_queued_records(app: Flask) -> None:
+    from fhir_server import gunicorn_conf
+
+    closed: list[str] = []
+
+    class Records:
+        def close(self) -> None:
+            closed.append("cds")
+
+    app.extensions["cds"] = dataclasses.replace(app.extensions["cds"], records=Records())
+    worker = type("Worker", (), {"wsgi": app})()
+    gunicorn_conf.worker_exit(None, worker)
+    assert closed == ["cds"]
