@@ -4,9 +4,10 @@ Kept apart from the resource collections: these are operational records, not FHI
 resources. Every write is an insert; a used ``jti`` is claimed by inserting its ``_id``,
 so two workers cannot both accept the same token.
 
-Evaluation records are written on every call, so concurrent calls of a process share one
-``insert_many`` (``group_commit.py``): a call still returns only once its records are
-stored, and a store that cannot take them makes the call a 503, as before.
+Evaluation records and ``jti`` claims are written on every call, so concurrent calls of a
+process share one ``insert_many`` of each (``group_commit.py``): a call still goes on only
+once its own documents are stored, a duplicate ``jti`` is still refused (unordered inserts
+report duplicates per document), and a store that cannot take them makes the call a 503.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
+from pymongo.collection import Collection
 from pymongo.cursor import Cursor
 from pymongo.database import Database
 from pymongo.errors import BulkWriteError, DuplicateKeyError, PyMongoError
@@ -33,6 +35,7 @@ class CdsRecords:
     def __init__(self, database: Database[dict[str, Any]], *, timeout: float = 15.0) -> None:
         self._db = database
         self._evaluations = GroupCommit(self._insert_evaluations, name="cds-evaluation", timeout=timeout)
+        self._tokens = GroupCommit(self._insert_token_ids, name="cds-jti", timeout=timeout)
 
     @classmethod
     def of(cls, repository: Any) -> CdsRecords:
@@ -62,21 +65,19 @@ class CdsRecords:
             finally:
                 add_store_time(time.perf_counter() - started)
 
-    def _insert_evaluations(self, docs: list[dict[str, Any]]) -> list[int]:
-        """One batch of evaluation records: the positions of those not stored. A duplicate
-        ``_id`` is a record already stored (a retried write), not a failure."""
-        try:
-            self._db[EVALUATIONS].insert_many(docs, ordered=False)
-        except BulkWriteError as exc:
-            errors = exc.details.get("writeErrors", [])
-            return [e["index"] for e in errors if e.get("code") != DUPLICATE_KEY]
-        except PyMongoError as exc:
-            raise outcomes.StoreUnavailable("The document store is unavailable; retry later") from exc
-        return []
+    def _insert_evaluations(self, docs: list[dict[str, Any]]) -> dict[int, outcomes.FhirError]:
+        """One batch of evaluation records. A duplicate ``_id`` is a record already stored
+        (a retried write), not a failure."""
+        return _insert_batch(self._db[EVALUATIONS], docs, duplicate=None)
+
+    def _insert_token_ids(self, docs: list[dict[str, Any]]) -> dict[int, outcomes.FhirError]:
+        """One batch of ``jti`` claims: a duplicate ``_id`` is a replay (a Conflict)."""
+        return _insert_batch(self._db[TOKENS], docs, duplicate=outcomes.Conflict("jti already used"))
 
     def close(self) -> None:
-        """Store the evaluation records still queued (a worker's exit)."""
+        """Store the records still queued (a worker's exit)."""
         self._evaluations.close()
+        self._tokens.close()
 
     def evaluations(self, card_ids: list[str]) -> dict[str, dict[str, Any]]:
         if not card_ids:
@@ -101,9 +102,35 @@ class CdsRecords:
         }
 
     def claim_token_id(self, issuer: str, jti: str, expires: datetime) -> bool:
-        """True the first time a (issuer, jti) is seen; False for a replay."""
+        """True the first time a (issuer, jti) is seen; False for a replay. Claims of
+        concurrent calls share one insert, like evaluation records."""
+        started = time.perf_counter()
         try:
-            self._run(self._db[TOKENS].insert_one, {"_id": f"{issuer}\x1f{jti}", "expires": expires})
-        except DuplicateKeyError:
+            self._tokens.submit([{"_id": f"{issuer}\x1f{jti}", "expires": expires}])
+        except outcomes.Conflict:
             return False
+        finally:
+            add_store_time(time.perf_counter() - started)
         return True
+
+
+def _insert_batch(
+    collection: Collection[dict[str, Any]],
+    docs: list[dict[str, Any]],
+    *,
+    duplicate: outcomes.FhirError | None,
+) -> dict[int, outcomes.FhirError]:
+    """``insert_many`` (unordered): the error of each document not stored, by position."""
+    try:
+        collection.insert_many(docs, ordered=False)
+    except BulkWriteError as exc:
+        failed: dict[int, outcomes.FhirError] = {}
+        for error in exc.details.get("writeErrors", []):
+            if error.get("code") != DUPLICATE_KEY:
+                failed[error["index"]] = outcomes.StoreUnavailable("The store refused a record; retry later")
+            elif duplicate is not None:
+                failed[error["index"]] = duplicate
+        return failed
+    except PyMongoError as exc:
+        raise outcomes.StoreUnavailable("The document store is unavailable; retry later") from exc
+    return {}

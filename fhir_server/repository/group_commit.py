@@ -11,9 +11,11 @@ One writer thread per process takes everything pending, stores it with one call 
 written at once (no added latency at low load); items arriving while a write runs go
 together in the next one, so batches grow with the load by themselves.
 
-Failure is per batch and explicit: when ``write`` raises, every caller of that batch
-gets :class:`~fhir_server.outcomes.StoreUnavailable` (a 503) and nothing of theirs is
-reported stored; the next batch tries the store again. The queue is bounded: past
+Failure is explicit: when ``write`` raises, every caller of that batch gets
+:class:`~fhir_server.outcomes.StoreUnavailable` (a 503) and nothing of theirs is reported
+stored; the next batch tries the store again. A document ``write`` reports as not stored
+fails only its own caller, with the error ``write`` gave (a duplicate ``_id`` can be a
+Conflict the caller expects). The queue is bounded: past
 ``max_pending`` queued items a caller is refused at once (503) instead of waiting behind
 a store that is not keeping up; a caller whose batch is not stored within ``timeout``
 seconds gets a 503 too (its documents may still be written later, as with any write
@@ -27,7 +29,7 @@ import atexit
 import logging
 import os
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,9 +38,10 @@ from fhir_server import outcomes
 log = logging.getLogger("fhir_server.group_commit")
 
 Document = dict[str, Any]
-# Stores the documents of one batch. Returns the positions (in the batch) of documents
-# that could not be stored, or raises when none were.
-Write = Callable[[list[Document]], Sequence[int]]
+# Stores the documents of one batch. Returns the error of each document (by its position
+# in the batch) that was not stored, e.g. a Conflict for a duplicate ``_id`` where that
+# means something to the caller, or raises when none were stored.
+Write = Callable[[list[Document]], Mapping[int, outcomes.FhirError]]
 
 
 @dataclass
@@ -140,23 +143,22 @@ class GroupCommit:
 
     def _store(self, batch: list[_Waiting]) -> None:
         documents = [d for w in batch for d in w.documents]
-        error: outcomes.FhirError
+        errors: dict[int, outcomes.FhirError]
         try:
-            failed = set(self._write(documents))
-            error = outcomes.StoreUnavailable(f"The store refused a {self._name} record; retry later")
+            errors = dict(self._write(documents))
         except outcomes.FhirError as exc:
-            failed, error = set(range(len(documents))), exc
+            errors = dict.fromkeys(range(len(documents)), exc)
         except Exception as exc:  # the driver's errors, or a bug: the callers must not hang
-            failed = set(range(len(documents)))
             error = outcomes.StoreUnavailable("The document store is unavailable; retry later")
             error.__cause__ = exc
-        if failed:
-            log.error("%d of %d %s record(s) not stored: %s", len(failed), len(documents), self._name, error)
+            errors = dict.fromkeys(range(len(documents)), error)
+        lost = [e for e in errors.values() if isinstance(e, outcomes.StoreUnavailable)]
+        if lost:
+            log.error("%d of %d %s record(s) not stored: %s", len(lost), len(documents), self._name, lost[0])
         self.batches += 1
         start = 0
         for waiting in batch:
             end = start + len(waiting.documents)
-            if any(start <= i < end for i in failed):
-                waiting.error = error
+            waiting.error = next((errors[i] for i in range(start, end) if i in errors), None)
             start = end
             waiting.done.set()

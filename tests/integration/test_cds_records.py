@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import threading
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from flask import Flask
@@ -103,3 +104,24 @@ def test_a_gunicorn_worker_exit_stores_the_queued_records(app: Flask) -> None:
     worker = type("Worker", (), {"wsgi": app})()
     gunicorn_conf.worker_exit(None, worker)
     assert closed == ["cds"]
+
+
+def test_concurrent_claims_of_one_jti_let_exactly_one_through(repository: Any) -> None:
+    records = CdsRecords.of(repository)
+    expires = datetime.now(UTC) + timedelta(minutes=5)
+    start = threading.Barrier(CALLERS)
+    results: list[bool] = []
+
+    def claim() -> None:
+        start.wait()
+        results.append(records.claim_token_id("https://ehr.test", "jti-1", expires))
+
+    threads = [threading.Thread(target=claim) for _ in range(CALLERS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(results) == [False] * (CALLERS - 1) + [True]
+    assert records.claim_token_id("https://ehr.test", "jti-2", expires) is True
+    assert records.claim_token_id("https://other.test", "jti-1", expires) is True  # per issuer
+    records.close()

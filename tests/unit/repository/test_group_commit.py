@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping
 from typing import Any
 
 import pytest
@@ -26,14 +26,16 @@ class Store:
         self.fail_next: Exception | None = None
         self.refuse: set[str] = set()
 
-    def __call__(self, docs: list[dict[str, Any]]) -> Sequence[int]:
+    def __call__(self, docs: list[dict[str, Any]]) -> Mapping[int, outcomes.FhirError]:
         self.entered.set()
         assert self.release.wait(WAIT)
         if self.fail_next is not None:
             error, self.fail_next = self.fail_next, None
             raise error
         self.batches.append(list(docs))
-        return [i for i, d in enumerate(docs) if d["_id"] in self.refuse]
+        return {
+            i: outcomes.Conflict(f"{d['_id']} exists") for i, d in enumerate(docs) if d["_id"] in self.refuse
+        }
 
     def stored(self) -> list[str]:
         return [d["_id"] for batch in self.batches for d in batch]
@@ -122,7 +124,7 @@ def test_a_driver_error_becomes_a_503_not_a_hang() -> None:
     commit.close()
 
 
-def test_a_refused_document_fails_only_its_own_caller() -> None:
+def test_a_refused_document_fails_only_its_own_caller_with_its_own_error() -> None:
     store = Store(hold_first=True)
     store.refuse = {"bad"}
     commit = GroupCommit(store, name="test")
@@ -137,7 +139,7 @@ def test_a_refused_document_fails_only_its_own_caller() -> None:
     for caller in (first, good, bad):
         assert caller.returned.wait(WAIT)
     assert first.error is None and good.error is None
-    assert isinstance(bad.error, outcomes.StoreUnavailable)
+    assert isinstance(bad.error, outcomes.Conflict) and "bad exists" in str(bad.error)
     commit.close()
 
 
