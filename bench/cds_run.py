@@ -46,7 +46,7 @@ from bench.harness import (  # noqa: E402
     tear_down,
     wait_ready,
 )
-from bench.loadgen_runs import build_loadgen, run_loadgen  # noqa: E402
+from bench.loadgen_runs import Sample, build_loadgen, run_loadgen  # noqa: E402
 from fhir_server.settings import Settings  # noqa: E402
 from interop.cli import gunicorn_argv  # noqa: E402
 
@@ -138,15 +138,17 @@ def hook_body(pid: str, prefetched: dict[str, Any] | None) -> bytes:
     return orjson.dumps(body)
 
 
-def row_text(service: str, mode: str, clients: int, r: dict[str, Any], size: int) -> str:
+def row_text(service: str, mode: str, clients: int, r: dict[str, Any], size: int, cpu: Sample) -> str:
     calls = f"{r['ok']} ({r['errors']})" if r["errors"] else str(r["ok"])
     if not r["ok"]:
-        return f"| {service} | {mode} | {clients} | {calls} | - | - | - | 0 | - | {size:,} B |"
+        return f"| {service} | {mode} | {clients} | {calls} | - | - | - | 0 | - | - | {size:,} B |"
     store = r.get("mean_store_ms")
     share = f"{store / r['mean_latency_ms']:.0%}" if store is not None and r["mean_latency_ms"] else "n/a"
+    done = r["ok"] + r["errors"]
+    per_call = f"{cpu.app_cpu / done * 1000:.2f} + {cpu.store_cpu / done * 1000:.2f} ms"
     return (
         f"| {service} | {mode} | {clients} | {calls} | {r['p50_ms']:.1f} ms | {r['p95_ms']:.1f} ms "
-        f"| {r['p99_ms']:.1f} ms | {r['throughput_rps']:.1f} | {share} | {size:,} B |"
+        f"| {r['p99_ms']:.1f} ms | {r['throughput_rps']:.1f} | {share} | {per_call} | {size:,} B |"
     )
 
 
@@ -155,7 +157,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--patients", type=int, default=200)
     parser.add_argument("--duration", type=float, default=10.0, help="seconds measured per case")
     parser.add_argument("--warmup", type=float, default=2.0, help="seconds of warm-up per case")
+    parser.add_argument("--services", default=",".join(SERVICES), help="comma-separated service ids")
+    parser.add_argument("--modes", default="full,none", help="full (client prefetch), none, or both")
+    parser.add_argument("--clients", default="1,20", help="comma-separated numbers of clients")
+    parser.add_argument("--no-append", action="store_true", help="print the report only")
+    parser.add_argument("--workers", type=int, help="gunicorn workers (default: interop run's)")
+    parser.add_argument("--threads", type=int, help="threads per gunicorn worker (default: interop run's)")
     args = parser.parse_args(argv)
+    if args.workers:  # read by Settings and fhir_server.gunicorn_conf, as under `interop run`
+        os.environ["INTEROP_HTTP_WORKERS"] = str(args.workers)
+    if args.threads:
+        os.environ["INTEROP_GUNICORN_THREADS"] = str(args.threads)
+    services = [s for s in args.services.split(",") if s]
+    modes = [{"full": "full prefetch", "none": "no prefetch"}[m] for m in args.modes.split(",") if m]
+    client_counts = [int(c) for c in args.clients.split(",") if c]
     started_at = datetime.now(UTC)
     stamp = started_at.strftime("%Y%m%dT%H%M%SZ")
     work = Path(tempfile.mkdtemp(prefix="interop-bench-cds-"))
@@ -181,22 +196,26 @@ def main(argv: list[str] | None = None) -> int:
             rows = []
             others: list[str] = []
             load_before = os.getloadavg()
-            prefetched = {service: prefetch(port, templates[service], pid) for service in SERVICES}
-            for service in SERVICES:
-                full = hook_body(pid, prefetched[service])
-                for mode, body in (("full prefetch", full), ("no prefetch", hook_body(pid, None))):
+            prefetched = {service: prefetch(port, templates[service], pid) for service in services}
+            for service in services:
+                bodies = {
+                    "full prefetch": hook_body(pid, prefetched[service]),
+                    "no prefetch": hook_body(pid, None),
+                }
+                for mode in modes:
+                    body = bodies[mode]
                     body_file = work / f"{service}-{mode.replace(' ', '-')}.json"
                     body_file.write_bytes(body)
-                    for clients in (1, 20):
+                    for clients in client_counts:
                         run = run_loadgen(
                             loadgen, op=f"{service} {mode}", url=f"http://{LOOPBACK}:{port}/cds-services/{service}",
                             method="POST", clients=clients, duration=args.duration, warmup=args.warmup,
                             ids_file=None, body_file=body_file, server_pid=server.pid, store_pid=store.pid,
                         )  # fmt: skip
                         r = run.result
-                        rows.append((service, mode, clients, r, len(body)))
+                        rows.append((service, mode, clients, r, len(body), run.cpu))
                         others.append(run.cpu.other_top)
-                        print(rows[-1], file=sys.stderr)
+                        print(row_text(*rows[-1]), file=sys.stderr)
                 # Calls still queued when the load generator stopped finish before the next case:
                 # this one is answered after them.
                 http_request(port, "POST", f"/cds-services/{service}", hook_body(pid, None), timeout=600)
@@ -222,13 +241,14 @@ def main(argv: list[str] | None = None) -> int:
                 f"{others[-1] or 'none'}",
                 "",
                 "| service | prefetch | clients | calls (errors) | p50 | p95 | p99 | calls/s "
-                "| store share | body |",
-                "|---|---|---|---|---|---|---|---|---|---|",
+                "| store share | CPU per call (server + store) | body |",
+                "|---|---|---|---|---|---|---|---|---|---|---|",
                 *[row_text(*row) for row in rows],
             ]
             section = "\n".join(lines)
             print(section)
-            append_report(ROOT / "docs" / "benchmarks.md", section)
+            if not args.no_append:
+                append_report(ROOT / "docs" / "benchmarks.md", section)
     finally:
         tear_down(cleanup, external_db, work)
     return 0

@@ -1,8 +1,13 @@
 """CDS Hooks records on the store: card evaluations (audit), feedback, and used JWT ids.
 
 Kept apart from the resource collections: these are operational records, not FHIR
-resources. Every write is a single insert; a used ``jti`` is claimed by inserting its ``_id``,
+resources. Every write is an insert; a used ``jti`` is claimed by inserting its ``_id``,
 so two workers cannot both accept the same token.
+
+Evaluation records and ``jti`` claims are written on every call, so concurrent calls of a
+process share one ``insert_many`` of each (``group_insert.py``): a call still goes on only
+once its own documents are stored, a duplicate ``jti`` is still refused (unordered inserts
+report duplicates per document), and a store that cannot take them makes the call a 503.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from pymongo.errors import DuplicateKeyError, PyMongoError
 
 from fhir_server import outcomes
 from fhir_server.repository.base import add_store_time
+from fhir_server.repository.group_insert import GroupInsert
 
 EVALUATIONS = "cds_evaluations"
 FEEDBACK = "cds_feedback"
@@ -26,6 +32,8 @@ TOKENS = "cds_jwt_ids"
 class CdsRecords:
     def __init__(self, database: Database[dict[str, Any]]) -> None:
         self._db = database
+        self._evaluations = GroupInsert(database[EVALUATIONS])
+        self._tokens = GroupInsert(database[TOKENS])
 
     @classmethod
     def of(cls, repository: Any) -> CdsRecords:
@@ -46,11 +54,11 @@ class CdsRecords:
             add_store_time(time.perf_counter() - started)
 
     def save_evaluations(self, records: list[dict[str, Any]]) -> None:
-        """One record per card returned; ``_id`` is the card's uuid."""
+        """One record per card returned (``_id`` is the card's uuid); returns once stored.
+        A duplicate ``_id`` is a record already stored (a retried write), not a failure."""
         if records:
             now = datetime.now(UTC)
-            docs = [{"_id": r["card"], "at": now, **r} for r in records]
-            self._run(self._db[EVALUATIONS].insert_many, docs)
+            self._run(self._evaluations.insert, [{"_id": r["card"], "at": now, **r} for r in records])
 
     def evaluations(self, card_ids: list[str]) -> dict[str, dict[str, Any]]:
         if not card_ids:
@@ -75,9 +83,7 @@ class CdsRecords:
         }
 
     def claim_token_id(self, issuer: str, jti: str, expires: datetime) -> bool:
-        """True the first time a (issuer, jti) is seen; False for a replay."""
-        try:
-            self._run(self._db[TOKENS].insert_one, {"_id": f"{issuer}\x1f{jti}", "expires": expires})
-        except DuplicateKeyError:
-            return False
-        return True
+        """True the first time a (issuer, jti) is seen; False for a replay. Claims of
+        concurrent calls share one insert, like evaluation records."""
+        duplicates = self._run(self._tokens.insert, [{"_id": f"{issuer}\x1f{jti}", "expires": expires}])
+        return not duplicates
