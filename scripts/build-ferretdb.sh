@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Build FerretDB 1.24.2 from the Go module proxy into a cache outside the clone.
 #
-# Two changes to the module source, both documented in docs/architecture.md:
+# Four changes, to the module source and to its SQLite driver, all documented in
+# docs/architecture.md, each guarded so the build fails on source we did not expect:
 #  1. build/version/version.txt is absent from the published module, and the
 #     binary panics at start without it; we write the release tag into it.
 #  2. The SQLite backend filters `_id` with `_ferretdb_sjson->'$._id'` while its
@@ -19,15 +20,16 @@
 #     connection, keyed by their exact SQL text: a statement is reset and its bindings
 #     cleared instead of finalized, and reused when the same text is prepared again
 #     (SQLite recompiles it by itself if the schema changed; one whose last step failed
-#     is finalized as before). Cached statements are finalized when the connection
-#     closes. The patched driver file is put in place with a go.mod `replace`.
+#     is finalized as before; a statement handed back twice is cached once). Cached
+#     statements are finalized when the connection closes. The patched driver file is
+#     put in place with a go.mod `replace`.
 set -euo pipefail
 
 VERSION="v1.24.2"
 MODULE="github.com/FerretDB/FerretDB"
 CACHE_DIR="${INTEROP_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/interop}"
 # The directory name changes whenever the patches below change, so caches never mix builds.
-BUILD_ID="${VERSION#v}-interop4"
+BUILD_ID="${VERSION#v}-interop5"
 OUT="${1:-$CACHE_DIR/ferretdb-$BUILD_ID/ferretdb}"
 
 if [[ -x "$OUT" ]]; then
@@ -94,7 +96,8 @@ once("func (c *conn) finalize(pstmt uintptr) error {\n",
      "\t\t\tif c.stmts == nil {\n\t\t\t\tc.stmts = make(map[string]uintptr)\n\t\t\t}\n"
      "\t\t\tfor k, p := range c.stmts {\n\t\t\t\tif len(c.stmts) < 32 {\n\t\t\t\t\tbreak\n\t\t\t\t}\n"
      "\t\t\t\tsqlite3.Xsqlite3_finalize(c.tls, p)\n\t\t\t\tdelete(c.stmts, k)\n\t\t\t}\n"
-     "\t\t\tc.stmts[sql] = pstmt\n\t\t\treturn nil\n\t\t}\n\t}\n\n")
+     "\t\t\tc.stmts[sql] = pstmt\n\t\t\treturn nil\n\t\t} else if c.stmts[sql] == pstmt {\n"
+     "\t\t\treturn nil // finalized twice (newRows' error path): it is cached already\n\t\t}\n\t}\n\n")
 # Rows.Close hands its statement back once, even if called twice.
 once("\tr.allocs = nil\n\treturn r.c.finalize(r.pstmt)\n}\n",
      "\tr.allocs = nil\n\tpstmt := r.pstmt\n\tr.pstmt = 0 // interop: never cache a statement twice\n\treturn r.c.finalize(pstmt)\n}\n")
