@@ -65,6 +65,7 @@ from fhir_server.repository.records import (
     current_only,
     from_record,
     head_of,
+    ids_filter,
     record_of,
     replace_or_insert,
     search_doc_of,
@@ -319,8 +320,7 @@ class MongoRepository(TransactionWrites, HistoryReads, AnalyticsReads, ExportSto
         found: dict[Any, dict[str, Any]] = {}
         for start in range(0, len(ids), IDS_PER_QUERY):
             chunk = ids[start : start + IDS_PER_QUERY]
-            query = {"_id": chunk[0]} if len(chunk) == 1 else {"_id": {"$in": chunk}}
-            found.update((doc["_id"], doc) for doc in collection.find(query))
+            found.update((doc["_id"], doc) for doc in collection.find(ids_filter(chunk)))
         return [found.get(id) for id in ids]
 
     @contextlib.contextmanager

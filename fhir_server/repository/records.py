@@ -68,6 +68,12 @@ def replace_or_insert(collection: Collection[dict[str, Any]], doc: dict[str, Any
         collection.replace_one({"_id": doc["_id"]}, doc)
 
 
+def ids_filter(ids: list[Any]) -> dict[str, Any]:
+    """``_id`` among ``ids``: an equality for one (what every store serves from its index),
+    ``$in`` for more (MongoDB and our FerretDB build use the index for it too)."""
+    return {"_id": ids[0]} if len(ids) == 1 else {"_id": {"$in": ids}}
+
+
 def current_only(mongo_filter: dict[str, Any]) -> dict[str, Any]:
     return {"$and": [mongo_filter, {"del": False}]} if mongo_filter else {"del": False}
 

@@ -42,7 +42,7 @@ from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from fhir_server.repository.base import NewVersion, StoredVersion, VersionClaimed
 from fhir_server.repository.lookups import Postings, new_keys
-from fhir_server.repository.records import from_record, head_of, record_of, search_doc_of
+from fhir_server.repository.records import from_record, head_of, ids_filter, record_of, search_doc_of
 
 JOURNAL = "transactions"
 OUTCOMES = "transaction_outcomes"
@@ -358,8 +358,19 @@ class TransactionWrites:
     def unsettled(self, records: Iterable[dict[str, Any]]) -> bool:
         """Settle the transactions these records belong to; True if any had to be
         completed or hidden (the caller's query result may be stale: run it again)."""
+        pending = list({r["tx"] for r in records if r.get("tx") and not self._is_applied(r["tx"])})
+        if not pending:
+            return False
+        # Usually every one was applied long ago (by another process): two queries say so,
+        # and the caller's result stands. A journal is deleted only after its apply.
+        outcomes = {d["_id"]: d for d in self._db[OUTCOMES].find(ids_filter(pending))}
+        journals = {d["_id"] for d in self._db[JOURNAL].find(ids_filter(pending), {"_id": 1})}
         stale = False
-        for tx in {r["tx"] for r in records if r.get("tx") and not self._is_applied(r["tx"])}:
+        for tx in pending:
+            outcome = outcomes.get(tx)
+            if outcome is not None and outcome["committed"] and tx not in journals:
+                self._remember_applied(tx)
+                continue
             self.settle(tx, wait=False)
             stale = True
         return stale

@@ -495,3 +495,21 @@ def test_a_late_replay_of_a_create_does_not_undo_a_later_version(
     found = client.get("/fhir/Patient?identifier=urn:mrn|late&gender=female", headers=headers()).json
     assert found["total"] == 1 and found["entry"][0]["resource"]["meta"]["versionId"] == "2"
     assert client.get("/fhir/Patient/late1", headers=headers()).json["meta"]["versionId"] == "2"
+
+
+def test_a_reader_in_another_process_trusts_an_applied_transaction_without_redoing_its_query(
+    repository: MongoRepository, client: FlaskClient, mongo_uri: str
+) -> None:
+    """Records keep their transaction mark; a process that never saw the transaction
+    learns in two queries that it was applied and keeps its query result."""
+    entries = [post(_with_identifier(f"seen-{n}")) for n in range(3)]
+    assert send(client, bundle("transaction", *entries)).status_code == 200
+    other = MongoRepository(mongo_uri, repository._db.name)  # as another worker process
+    try:
+        docs = list(other._search_docs("Patient").find({"del": False}))
+        marks = {d["tx"] for d in docs}
+        assert len(docs) == 3 and len(marks) == 1
+        assert other.unsettled(docs) is False
+        assert other._is_applied(marks.pop())
+    finally:
+        other.close()
