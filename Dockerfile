@@ -15,7 +15,7 @@ ENV PATH=/opt/venv/bin:$PATH \
     INTEROP_HTTP_HOST=0.0.0.0 \
     INTEROP_HTTP_PORT=8080 \
     INTEROP_DATA_DIR=/data \
-    INTEROP_HTTP_WORKERS=4
+    INTEROP_HTTP_WORKERS=2
 RUN useradd --system --uid 10001 --home-dir /data --create-home interop
 COPY --from=build /opt/venv /opt/venv
 USER interop
@@ -25,4 +25,4 @@ HEALTHCHECK --interval=15s --timeout=5s --start-period=20s --retries=3 \
     CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8080/healthz', timeout=4)"]
 # Repair writes a crash interrupted, then serve. Worker class, threads and timeouts come from
 # fhir_server/gunicorn_conf.py; exec keeps gunicorn PID 1.
-CMD ["sh", "-c", "interop recover && exec gunicorn 'fhir_server:create_app()' --bind 0.0.0.0:8080 --workers \"${INTEROP_HTTP_WORKERS:-4}\" --config python:fhir_server.gunicorn_conf"]
+CMD ["sh", "-c", "interop recover && exec gunicorn 'fhir_server:create_app()' --bind 0.0.0.0:8080 --workers \"${INTEROP_HTTP_WORKERS:-2}\" --config python:fhir_server.gunicorn_conf"]

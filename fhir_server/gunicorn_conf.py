@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 
 worker_class = os.environ.get("INTEROP_GUNICORN_WORKER_CLASS", "gthread")
-threads = int(os.environ.get("INTEROP_GUNICORN_THREADS", "4"))
+threads = int(os.environ.get("INTEROP_GUNICORN_THREADS", "16"))
 keepalive = 5
 timeout = 60
 graceful_timeout = 30

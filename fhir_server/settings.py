@@ -25,6 +25,13 @@ class SettingsError(ValueError):
     """A configuration value that cannot be used; the process should not start."""
 
 
+def default_workers() -> int:
+    """One gunicorn process per core (at least two), each with many threads: a worker's
+    concurrent writes share one store insert (repository/group_insert.py), and measured
+    on 2 cores, 2 x 16 gave more creates/s and a better read share than 4 x 4."""
+    return max(2, os.cpu_count() or 2)
+
+
 @dataclass(frozen=True)
 class Settings:
     http_host: str = "127.0.0.1"
@@ -41,7 +48,7 @@ class Settings:
     hl7_timezone: str = "UTC"
     search_timeout_ms: int = 30_000
     log_level: str = "INFO"
-    http_workers: int = 4
+    http_workers: int = 2
     history_page_size: int = 50
     mllp_max_message_bytes: int = 1024 * 1024
     mllp_idle_timeout: int = 300
@@ -162,7 +169,7 @@ class Settings:
             hl7_timezone=zone("INTEROP_HL7_TIMEZONE", "UTC"),
             search_timeout_ms=integer("INTEROP_SEARCH_TIMEOUT_MS", 30_000, 10),
             log_level=text("INTEROP_LOG_LEVEL", "INFO").upper(),
-            http_workers=integer("INTEROP_HTTP_WORKERS", 4, 1, 256),
+            http_workers=integer("INTEROP_HTTP_WORKERS", default_workers(), 1, 256),
             tls_cert=Path(http_tls_cert) if http_tls_cert else None,
             tls_key=Path(http_tls_key) if http_tls_key else None,
             auth_rate_per_minute=integer("INTEROP_AUTH_RATE_LIMIT", 60, 1, 100_000),
