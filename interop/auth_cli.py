@@ -16,17 +16,10 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from interop.running_store import running_store_uri
+
 if TYPE_CHECKING:
     from fhir_server.settings import Settings
-
-STORE_URI_FILE = "store.uri"
-
-
-def remember_store_uri(data_dir: Path, uri: str) -> None:
-    """Where `interop client/user/token` find the embedded store `interop run` started."""
-    path = data_dir / STORE_URI_FILE
-    path.write_text(uri + "\n")
-    path.chmod(0o600)
 
 
 @contextlib.contextmanager
@@ -39,7 +32,7 @@ def _auth_store() -> Iterator[tuple[Settings, Any]]:
 
     settings = _load_settings()
     with contextlib.ExitStack() as stack:
-        uri = settings.mongodb_uri or _running_store_uri(settings.data_dir)
+        uri = settings.mongodb_uri or running_store_uri(settings.data_dir)
         if uri is None:
             from interop.embedded_store import EmbeddedStore, EmbeddedStoreError
 
@@ -52,24 +45,6 @@ def _auth_store() -> Iterator[tuple[Settings, Any]]:
         repository = MongoRepository(uri, settings.database)
         stack.callback(repository.close)
         yield settings, AuthStore.of(repository)
-
-
-def _running_store_uri(data_dir: Path) -> str | None:
-    from pymongo import MongoClient
-    from pymongo.errors import PyMongoError
-
-    path = data_dir / STORE_URI_FILE
-    if not path.exists():
-        return None
-    uri = path.read_text().strip()
-    probe: MongoClient[dict[str, Any]] = MongoClient(uri, serverSelectionTimeoutMS=1000)
-    try:
-        probe.admin.command("ping")
-    except PyMongoError:
-        return None
-    finally:
-        probe.close()
-    return uri
 
 
 @click.group()

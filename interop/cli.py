@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from interop.running_store import with_store
+
 if TYPE_CHECKING:
     from fhir_server.settings import Settings
 
@@ -113,7 +115,7 @@ def run() -> None:
                 raise click.ClickException(str(exc)) from exc
             supervisor.add(store)
             env["INTEROP_MONGODB_URI"] = uri
-            from interop.auth_cli import remember_store_uri
+            from interop.running_store import remember_store_uri
 
             remember_store_uri(settings.data_dir, uri)
             log.info("embedded store running at %s (data in %s)", uri, settings.data_dir)
@@ -197,9 +199,8 @@ def recover(hours: int, everything: bool) -> None:
     updated the current copy, this brings the current copy forward. Needs
     INTEROP_MONGODB_URI (a running store).
     """
-    settings = _load_settings()
-    if not settings.mongodb_uri:
-        raise click.ClickException("INTEROP_MONGODB_URI must point at a running store")
+    settings = with_store(_load_settings())
+    assert settings.mongodb_uri
     repaired = _recover(
         settings.mongodb_uri, settings.database, None if everything else timedelta(hours=hours)
     )
@@ -217,9 +218,8 @@ def reindex(types: tuple[str, ...]) -> None:
     from fhir_server.repository.mongo import MongoRepository
     from fhir_server.search.extract import index_resource
 
-    settings = _load_settings()
-    if not settings.mongodb_uri:
-        raise click.ClickException("INTEROP_MONGODB_URI must point at a running store")
+    settings = with_store(_load_settings())
+    assert settings.mongodb_uri
     repository = MongoRepository(settings.mongodb_uri, settings.database)
     try:
         for resource_type in types or repository.resource_types_in_use():

@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING
 
 import click
 
+from interop.running_store import with_store
+
 if TYPE_CHECKING:
     from fhir_server.settings import Settings
 
@@ -67,9 +69,8 @@ def listen(process_spec: str | None) -> None:
     from hl7_listener.app import load_process, serve
     from hl7_listener.server import MllpServer
 
-    settings = _settings()
-    if not settings.mongodb_uri:
-        raise click.ClickException("INTEROP_MONGODB_URI must point at a running store")
+    settings = with_store(_settings())
+    assert settings.mongodb_uri
     process = load_process(process_spec)
 
     def ready(server: MllpServer) -> None:
@@ -174,9 +175,8 @@ def inbox(status: str | None, since: str | None, limit: int) -> None:
     """List recent received messages and their status, newest first."""
     from fhir_server.repository.inbox import MongoInbox
 
-    settings = _settings()
-    if not settings.mongodb_uri:
-        raise click.ClickException("INTEROP_MONGODB_URI must point at a running store")
+    settings = with_store(_settings())
+    assert settings.mongodb_uri
     store = MongoInbox(settings.mongodb_uri, settings.database)
     try:
         records = store.list_recent(status, _since(since), limit)
@@ -205,9 +205,8 @@ def replay(status: str, since: str | None, limit: int, process_spec: str | None)
     from hl7_listener.app import load_process
     from hl7_listener.handler import Handler
 
-    settings = _settings()
-    if not settings.mongodb_uri:
-        raise click.ClickException("INTEROP_MONGODB_URI must point at a running store")
+    settings = with_store(_settings())
+    assert settings.mongodb_uri
     store = MongoInbox(settings.mongodb_uri, settings.database)
 
     async def go() -> dict[str, int]:

@@ -9,6 +9,7 @@ from click.testing import CliRunner
 from fhir_server.repository.inbox import ERROR, PROCESSED, MongoInbox, inbox_id
 from fhir_server.settings import Settings
 from interop.cli import cli
+from interop.running_store import remember_store_uri
 from tests.integration.hl7_cli_processing import strict
 from tests.integration.hl7_helpers import RunningListener, adt
 
@@ -125,3 +126,26 @@ def test_send_does_not_wait_for_an_ack_the_message_does_not_ask_for(
     assert "MSA|CA|AL1" in result.output
     assert "2 message(s): CA 1, sent 1" in result.output
     assert inbox.get(inbox_id("LAB", "HOSP", "NE1")) is not None
+
+
+def test_commands_beside_make_run_find_its_embedded_store(
+    settings: Settings, inbox: MongoInbox, tmp_path: Path
+) -> None:
+    """From a second terminal, without INTEROP_MONGODB_URI: the store `interop run`
+    recorded in the data directory; without a running one, an error saying what to do."""
+    assert settings.mongodb_uri
+    inbox.receive_many([])  # the collection exists
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    bare = {
+        "INTEROP_MONGODB_URI": "",
+        "INTEROP_DATA_DIR": str(data_dir),
+        "INTEROP_MONGODB_DATABASE": settings.database,
+    }
+    missing = CliRunner().invoke(cli, ["hl7", "inbox"], env=bare, prog_name="interop")
+    assert missing.exit_code != 0 and "start the server (`make run`)" in missing.output
+    remember_store_uri(data_dir, settings.mongodb_uri)
+    found = CliRunner().invoke(cli, ["hl7", "inbox"], env=bare, prog_name="interop")
+    assert found.exit_code == 0, found.output
+    reindexed = CliRunner().invoke(cli, ["reindex", "--type", "Patient"], env=bare, prog_name="interop")
+    assert reindexed.exit_code == 0, reindexed.output
