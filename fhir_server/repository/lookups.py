@@ -44,6 +44,12 @@ SEP = "\x1f"
 # value without its system is rarer and is answered by a scan), and references.
 IDENTIFIER_PREFIX = f"identifier{SEP}sc{SEP}"
 REFERENCE_KINDS = ("r", "i")
+# "This patient's results of this kind" (``Observation?patient=X&code=s|c``, what charts
+# and CDS prefetch ask most) also gets a composite key, so it fetches only its matches
+# rather than every resource of the patient.
+COMPOSITE_REFERENCES = ("patient", "subject")
+COMPOSITE_CODE = f"code{SEP}sc{SEP}"
+COMPOSITE_SEP = "\x1d"
 # Append-only trails read by administrators, written on every request: not posted.
 UNPOSTED_TYPES = frozenset({"AuditEvent"})
 MAX_SLOTS = 256
@@ -53,7 +59,7 @@ FIRST_READ = 2
 MAX_CANDIDATES = 5000
 # Present once every resource of the type has its postings (new types start so; older
 # data is back-filled first): only then may searches trust the postings.
-BUILT = "#built-v2"
+BUILT = "#built-v3"
 
 
 def is_lookup_key(key: str) -> bool:
@@ -63,12 +69,31 @@ def is_lookup_key(key: str) -> bool:
     return len(parts) == 3 and parts[1] in REFERENCE_KINDS
 
 
+def is_patient_reference(key: str) -> bool:
+    """A reference key of ``patient`` or ``subject``: the first half of a composite."""
+    parts = key.split(SEP, 2)
+    return len(parts) == 3 and parts[0] in COMPOSITE_REFERENCES and parts[1] in REFERENCE_KINDS
+
+
+def is_code(key: str) -> bool:
+    """A ``code`` token key with its system: the second half of a composite."""
+    return key.startswith(COMPOSITE_CODE)
+
+
+def composite(reference: str, code: str) -> str:
+    return f"{reference}{COMPOSITE_SEP}{code}"
+
+
 def lookup_keys(record: dict[str, Any]) -> list[str]:
-    return [k for k in record.get("ix") or () if is_lookup_key(k)]
+    ix = record.get("ix") or ()
+    keys = [k for k in ix if is_lookup_key(k)]
+    references = [k for k in keys if is_patient_reference(k)]
+    codes = [k for k in ix if is_code(k)]
+    return keys + [composite(r, c) for r in references for c in codes]
 
 
 def _signature(resource: dict[str, Any] | None) -> list[tuple[str, str]]:
-    """What lookup keys depend on: every reference and identifier with its path."""
+    """What lookup keys depend on: every reference, identifier and code with its path."""
     found: list[tuple[str, str]] = []
 
     def walk(node: Any, path: str) -> None:
@@ -77,7 +102,7 @@ def _signature(resource: dict[str, Any] | None) -> list[tuple[str, str]]:
             if isinstance(reference, str):
                 found.append((path, reference))
             for name, value in node.items():
-                if "dentifier" in name:
+                if "dentifier" in name or name == "code" or name.startswith("medication"):
                     found.append((f"{path}.{name}", repr(value)))
                 elif isinstance(value, dict | list):
                     walk(value, f"{path}.{name}")
@@ -90,8 +115,9 @@ def _signature(resource: dict[str, Any] | None) -> list[tuple[str, str]]:
 
 
 def new_keys(new: NewVersion, record: dict[str, Any]) -> list[str]:
-    """The keys to post for a new version: none when its references and identifiers are
-    those of the version it replaces (already posted), so most updates cost nothing."""
+    """The keys to post for a new version: none when its references, identifiers and
+    codes are those of the version it replaces (already posted), so most updates cost
+    nothing."""
     previous = new.previous
     if (
         previous is not None

@@ -54,7 +54,15 @@ from fhir_server.repository.base import (
 from fhir_server.repository.exports import ExportStore
 from fhir_server.repository.group_insert import GroupInsert
 from fhir_server.repository.history import HistoryReads
-from fhir_server.repository.lookups import Postings, is_lookup_key, lookup_keys, new_keys
+from fhir_server.repository.lookups import (
+    Postings,
+    composite,
+    is_code,
+    is_lookup_key,
+    is_patient_reference,
+    lookup_keys,
+    new_keys,
+)
 from fhir_server.repository.records import (
     HEAD_PREFIX,
     HISTORY_PREFIX,
@@ -267,6 +275,17 @@ class MongoRepository(TransactionWrites, HistoryReads, AnalyticsReads, ExportSto
         ids = mql.required_ids(mongo_filter)
         if ids is not None:
             return ids
+        pairs = mql.required_pairs(mongo_filter, is_patient_reference, is_code)
+        if pairs is not None:
+            # The patient's resources of these codes only: a composite key per pair.
+            paired: list[str] = []
+            for reference, code in pairs:
+                posted = self._postings.ids(resource_type, composite(reference, code))
+                if posted is None:
+                    break
+                paired += posted
+            else:
+                return paired
         keys = mql.required_keys(mongo_filter, is_lookup_key)
         if keys is None:
             return None

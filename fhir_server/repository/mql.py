@@ -81,13 +81,38 @@ def required_keys(query: dict[str, Any], eligible: Callable[[str], bool]) -> lis
     ``$and``); otherwise None."""
     clauses = query["$and"] if set(query) == {"$and"} else [query]
     for clause in clauses:
-        if not isinstance(clause, dict):
-            continue
-        alternatives = clause["$or"] if set(clause) == {"$or"} else [clause]
-        keys = [a.get("ix") if isinstance(a, dict) and set(a) == {"ix"} else None for a in alternatives]
-        if keys and all(isinstance(k, str) and eligible(k) for k in keys):
-            return [str(k) for k in keys]
+        keys = _clause_keys(clause)
+        if keys and all(eligible(k) for k in keys):
+            return keys
     return None
+
+
+def required_pairs(
+    query: dict[str, Any], first: Callable[[str], bool], second: Callable[[str], bool], limit: int = 50
+) -> list[tuple[str, str]] | None:
+    """For a top-level ``$and`` holding a clause of keys ``first`` accepts and another of
+    keys ``second`` accepts (each ``{ix: key}`` or an ``$or`` of them), every pair of
+    alternatives, of which a match must carry one; None otherwise or beyond ``limit``."""
+    if set(query) != {"$and"}:
+        return None
+    lefts = rights = None
+    for clause in query["$and"]:
+        keys = _clause_keys(clause)
+        if keys and lefts is None and all(first(k) for k in keys):
+            lefts = keys
+        elif keys and rights is None and all(second(k) for k in keys):
+            rights = keys
+    if lefts is None or rights is None or len(lefts) * len(rights) > limit:
+        return None
+    return [(left, right) for left in lefts for right in rights]
+
+
+def _clause_keys(clause: Any) -> list[str] | None:
+    if not isinstance(clause, dict):
+        return None
+    alternatives = clause["$or"] if set(clause) == {"$or"} else [clause]
+    keys = [a.get("ix") if isinstance(a, dict) and set(a) == {"ix"} else None for a in alternatives]
+    return [str(k) for k in keys] if keys and all(isinstance(k, str) for k in keys) else None
 
 
 def _values(node: Any, path: list[str]) -> list[Any]:

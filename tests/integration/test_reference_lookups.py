@@ -144,3 +144,44 @@ def test_a_writer_new_to_a_long_run_of_slots_finds_the_first_free_one(repository
     assert repository._db[POSTINGS].find_one({"_id": "Observation/patient\x1fi\x1fp1#40"})["ids"] == ["o40"]
     late.mark_built("Observation")
     assert late.ids("Observation", "patient\x1fi\x1fp1") == [f"o{i}" for i in range(41)]
+
+
+def test_a_patients_results_of_one_code_are_fetched_alone(
+    client: FlaskClient, repository: MongoRepository
+) -> None:
+    """``patient`` (or ``subject``) with ``code=system|code``: a composite posting names
+    only the patient's resources of those codes; a changed code is posted again."""
+    alice, bob = post(client, patient()), post(client, patient(name=[{"family": "B"}]))
+    hb = [post(client, observation(alice, "718-7")) for _ in range(2)]
+    others = [post(client, observation(alice, "8867-4")) for _ in range(3)]
+    bobs = post(client, observation(bob, "718-7"))
+    query = {
+        "$and": [
+            {"ix": f"subject\x1fr\x1fPatient/{alice}"},
+            {
+                "$or": [
+                    {"ix": "code\x1fsc\x1fhttp://loinc.org|718-7"},
+                    {"ix": "code\x1fsc\x1fhttp://loinc.org|2345-7"},
+                ]
+            },
+        ]
+    }
+    assert sorted(repository._candidate_ids("Observation", query) or []) == sorted(hb)
+    assert found(client, f"Observation?patient={alice}&code=http://loinc.org|718-7") == sorted(hb)
+    assert found(
+        client, f"Observation?subject=Patient/{alice}&code=http://loinc.org|718-7,http://loinc.org|1-1"
+    ) == sorted(hb)
+    assert found(client, f"Observation?patient={bob}&code=http://loinc.org|718-7") == [bobs]
+    # The code of one result is corrected: it moves from one composite to the other.
+    corrected = client.get(f"/fhir/Observation/{others[0]}", headers=headers()).json
+    corrected["code"] = {"coding": [{"system": "http://loinc.org", "code": "718-7"}]}
+    assert (
+        client.put(
+            f"/fhir/Observation/{others[0]}", data=orjson.dumps(corrected), headers=headers()
+        ).status_code
+        == 200
+    )
+    assert found(client, f"Observation?patient={alice}&code=http://loinc.org|718-7") == sorted(
+        [*hb, others[0]]
+    )
+    assert found(client, f"Observation?patient={alice}&code=http://loinc.org|8867-4") == sorted(others[1:])
