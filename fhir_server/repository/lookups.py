@@ -37,6 +37,7 @@ from pymongo.errors import DuplicateKeyError
 
 from fhir_server.repository.base import NewVersion
 from fhir_server.repository.group_insert import GroupInsert
+from fhir_server.repository.records import ids_filter
 
 POSTINGS = "postings"
 SEP = "\x1f"
@@ -171,6 +172,33 @@ class Postings:
                     return None  # too many resources share it: a scan is cheaper
                 n += 1
             batch *= 4
+
+    def ids_of_any(self, resource_type: str, keys: list[str]) -> list[str] | None:
+        """The ids posted under any of ``keys`` (None when the postings cannot answer):
+        the first slots of every key in one query, longer runs key by key."""
+        posted = [f"{resource_type}/{key}" for key in keys]
+        if (
+            resource_type in UNPOSTED_TYPES
+            or any(p in self._full for p in posted)
+            or not self.built(resource_type)
+        ):
+            return None
+        wanted = [f"{p}#{i}" for p in posted for i in range(FIRST_READ)]
+        slots = {doc["_id"]: doc for doc in self._collection.find(ids_filter(wanted))}
+        found: list[str] = []
+        for key, p in zip(keys, posted, strict=True):
+            run = [slots.get(f"{p}#{i}") for i in range(FIRST_READ)]
+            if all(slot is not None for slot in run):  # a longer run: read it all
+                more = self.ids(resource_type, key)
+                if more is None:
+                    return None
+                found += more
+                continue
+            for slot in run:
+                if slot is None:
+                    break
+                found += slot["ids"]
+        return found
 
     def add(self, resource_type: str, id: str, keys: list[str]) -> None:
         self.add_many([(resource_type, id, keys)])

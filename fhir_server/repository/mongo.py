@@ -278,24 +278,11 @@ class MongoRepository(TransactionWrites, HistoryReads, AnalyticsReads, ExportSto
         pairs = mql.required_pairs(mongo_filter, is_patient_reference, is_code)
         if pairs is not None:
             # The patient's resources of these codes only: a composite key per pair.
-            paired: list[str] = []
-            for reference, code in pairs:
-                posted = self._postings.ids(resource_type, composite(reference, code))
-                if posted is None:
-                    break
-                paired += posted
-            else:
+            paired = self._postings.ids_of_any(resource_type, [composite(r, c) for r, c in pairs])
+            if paired is not None:
                 return paired
         keys = mql.required_keys(mongo_filter, is_lookup_key)
-        if keys is None:
-            return None
-        found: list[str] = []
-        for key in keys:
-            posted = self._postings.ids(resource_type, key)
-            if posted is None:
-                return None
-            found += posted
-        return found
+        return None if keys is None else self._postings.ids_of_any(resource_type, keys)
 
     def _store_evaluates(self, mongo_filter: dict[str, Any]) -> bool:
         """False when the filter needs ``$elemMatch`` with field conditions and the store
