@@ -71,9 +71,19 @@ def is_lookup_key(key: str) -> bool:
 
 
 def is_patient_reference(key: str) -> bool:
-    """A reference key of ``patient`` or ``subject``: the first half of a composite."""
+    """A ``Type/id`` reference key of ``patient`` or ``subject``: the first half of a
+    composite (a bare id of ``patient`` is the same key, see :func:`as_typed`)."""
     parts = key.split(SEP, 2)
-    return len(parts) == 3 and parts[0] in COMPOSITE_REFERENCES and parts[1] in REFERENCE_KINDS
+    return len(parts) == 3 and parts[0] in COMPOSITE_REFERENCES and parts[1] == "r"
+
+
+def as_typed(key: str) -> str:
+    """``patient=X`` as ``patient=Patient/X``: the ``patient`` parameters of R4 name
+    patients only, so both select the same resources."""
+    parts = key.split(SEP, 2)
+    if len(parts) == 3 and parts[0] == "patient" and parts[1] == "i":
+        return f"patient{SEP}r{SEP}Patient/{parts[2]}"
+    return key
 
 
 def is_code(key: str) -> bool:

@@ -56,6 +56,7 @@ from fhir_server.repository.group_insert import GroupInsert
 from fhir_server.repository.history import HistoryReads
 from fhir_server.repository.lookups import (
     Postings,
+    as_typed,
     composite,
     is_code,
     is_lookup_key,
@@ -275,10 +276,11 @@ class MongoRepository(TransactionWrites, HistoryReads, AnalyticsReads, ExportSto
         ids = mql.required_ids(mongo_filter)
         if ids is not None:
             return ids
-        pairs = mql.required_pairs(mongo_filter, is_patient_reference, is_code)
+        pairs = mql.required_pairs(mongo_filter, lambda k: is_patient_reference(as_typed(k)), is_code)
         if pairs is not None:
             # The patient's resources of these codes only: a composite key per pair.
-            paired = self._postings.ids_of_any(resource_type, [composite(r, c) for r, c in pairs])
+            composites = [composite(as_typed(r), c) for r, c in pairs]
+            paired = self._postings.ids_of_any(resource_type, composites)
             if paired is not None:
                 return paired
         keys = mql.required_keys(mongo_filter, is_lookup_key)
