@@ -163,29 +163,14 @@ class Postings:
 
     def ids(self, resource_type: str, key: str) -> list[str] | None:
         """The ids posted under a key, or None when the postings cannot answer."""
-        posted = f"{resource_type}/{key}"
-        if resource_type in UNPOSTED_TYPES or posted in self._full or not self.built(resource_type):
-            return None
-        found: list[str] = []
-        n, batch = 0, FIRST_READ
-        while True:
-            # Slots are contiguous: read a run of them at once until one is missing.
-            wanted = [f"{posted}#{i}" for i in range(n, min(n + batch, MAX_SLOTS + 1))]
-            slots = {doc["_id"]: doc for doc in self._collection.find({"_id": {"$in": wanted}})}
-            for slot_id in wanted:
-                slot = slots.get(slot_id)
-                if slot is None:
-                    return found
-                found += slot["ids"]
-                if n == MAX_SLOTS or len(found) > MAX_CANDIDATES:
-                    _remember(self._full, posted, None)
-                    return None  # too many resources share it: a scan is cheaper
-                n += 1
-            batch *= 4
+        return self.ids_of_any(resource_type, [key])
 
     def ids_of_any(self, resource_type: str, keys: list[str]) -> list[str] | None:
-        """The ids posted under any of ``keys`` (None when the postings cannot answer):
-        the first slots of every key in one query, longer runs key by key."""
+        """The ids posted under any of ``keys``, or None when the postings cannot answer.
+
+        Slots are contiguous, so each query reads the next run of slots of every key not
+        yet ended (the first two, then four times as many each round) until each key
+        meets a free slot: one query for most lookups, however many keys."""
         posted = [f"{resource_type}/{key}" for key in keys]
         if (
             resource_type in UNPOSTED_TYPES
@@ -193,21 +178,29 @@ class Postings:
             or not self.built(resource_type)
         ):
             return None
-        wanted = [f"{p}#{i}" for p in posted for i in range(FIRST_READ)]
-        slots = {doc["_id"]: doc for doc in self._collection.find(ids_filter(wanted))}
         found: list[str] = []
-        for key, p in zip(keys, posted, strict=True):
-            run = [slots.get(f"{p}#{i}") for i in range(FIRST_READ)]
-            if all(slot is not None for slot in run):  # a longer run: read it all
-                more = self.ids(resource_type, key)
-                if more is None:
-                    return None
-                found += more
-                continue
-            for slot in run:
-                if slot is None:
-                    break
-                found += slot["ids"]
+        counts = dict.fromkeys(posted, 0)
+        unfinished, n, batch = posted, 0, FIRST_READ
+        while unfinished:
+            run = range(n, min(n + batch, MAX_SLOTS + 1))
+            wanted = [f"{p}#{i}" for p in unfinished for i in run]
+            slots = {doc["_id"]: doc for doc in self._collection.find(ids_filter(wanted))}
+            still: list[str] = []
+            for p in unfinished:
+                for i in run:
+                    slot = slots.get(f"{p}#{i}")
+                    if slot is None:
+                        break
+                    found += slot["ids"]
+                    counts[p] += len(slot["ids"])
+                    if i == MAX_SLOTS or counts[p] > MAX_CANDIDATES:
+                        _remember(self._full, p, None)
+                        return None  # too many resources share it: a scan is cheaper
+                else:
+                    still.append(p)
+            if len(found) > MAX_CANDIDATES:
+                return None
+            unfinished, n, batch = still, n + batch, batch * 4
         return found
 
     def add(self, resource_type: str, id: str, keys: list[str]) -> None:

@@ -232,7 +232,6 @@ class TransactionWrites:
         must not move a head back); the owner writes right after its own claims, and the
         probe for a newer version covers a writer that came after it."""
         searchable: dict[str, list[dict[str, Any]]] = {}
-        replaced: dict[str, list[tuple[dict[str, Any], dict[str, Any]]]] = {}
         heads: dict[str, list[dict[str, Any]]] = {}
         for new, kind, record in zip(writes, kinds, records, strict=True):
             if kind == "fresh":
@@ -241,8 +240,10 @@ class TransactionWrites:
             elif kind == "create":
                 # Only over our own placeholder: once applied (by us or a reader) a later
                 # writer may have moved the resource on, and a replay must not undo that.
+                # One command each: a multi-statement update stalled FerretDB 1.24 (it keeps
+                # every statement's cursor open until the command ends).
                 placeholder = {"_id": new.id, "v": 0, "tx": tx}
-                replaced.setdefault(new.resource_type, []).append((placeholder, search_doc_of(record)))
+                self._search_docs(new.resource_type).replace_one(placeholder, search_doc_of(record))
                 heads.setdefault(new.resource_type, []).append(head_of(record))
             else:
                 head = None if owner else self._heads(new.resource_type).find_one({"_id": new.id}, {"v": 1})
@@ -250,11 +251,6 @@ class TransactionWrites:
                     self._write_current(new.resource_type, record)
                     if self._claimed(new.resource_type, new.id, new.version + 1):
                         self.catch_up(new.resource_type, new.id)
-        for resource_type, replacements in replaced.items():
-            # One command each: a multi-statement update stalled FerretDB 1.24 (it keeps
-            # every statement's cursor open until the command ends).
-            for placeholder, doc in replacements:
-                self._search_docs(resource_type).replace_one(placeholder, doc)
         for resource_type, docs in searchable.items():
             _duplicates(self._search_docs(resource_type), docs)
         for resource_type, docs in heads.items():
