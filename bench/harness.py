@@ -291,6 +291,8 @@ def start_bench_store(work: Path, stamp: str, cleanup: list[Any]) -> BenchStore:
         "INTEROP_DATA_DIR": str(work / "data"),
         "INTEROP_HTTP_HOST": LOOPBACK,
     }
+    if embedded:  # as `interop run` resolves INTEROP_READ_CACHE=auto for its embedded store
+        overrides["INTEROP_READ_CACHE"] = os.environ.get("INTEROP_READ_CACHE", "auto").replace("auto", "on")
     os.environ.update(overrides)  # gunicorn_conf and Settings read the same values as the children
     return BenchStore(uri, database, pid if embedded else found_pid, description, external)
 

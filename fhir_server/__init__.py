@@ -54,7 +54,10 @@ def create_app(settings: Settings | None = None, *, repository: Repository | Non
                 "or point it at a MongoDB server"
             )
         repository = MongoRepository(
-            settings.mongodb_uri, settings.database, query_timeout_ms=settings.search_timeout_ms
+            settings.mongodb_uri,
+            settings.database,
+            query_timeout_ms=settings.search_timeout_ms,
+            read_cache_bytes=settings.read_cache_bytes,
         )
 
     app = Flask(__name__)

@@ -19,6 +19,7 @@ from fhir_server.outcomes import InvalidRequest
 AUTH_MODES = ("required", "disabled")
 MLLP_STORE_ERROR_MODES = ("ae", "close")
 MLLP_ACK_AFTER = ("stored", "processed")
+READ_CACHE_MODES = ("auto", "on", "off")
 
 
 class SettingsError(ValueError):
@@ -71,6 +72,16 @@ class Settings:
     audit: bool = True
     # CDS Hooks clients we trust: (issuer, JWKS URL) pairs (INTEROP_CDS_TRUSTED_ISSUERS, a JSON object).
     cds_trusted_issuers: tuple[tuple[str, str], ...] = ()
+    # Heads kept in memory per process (repository/head_cache.py): "on" only where every
+    # writer of the database runs on this host; "auto" is on for the embedded store.
+    read_cache: str = "auto"
+    read_cache_mb: int = 64
+
+    @property
+    def read_cache_bytes(self) -> int:
+        """What the read cache may hold in this process; 0 when off. ``auto`` is resolved
+        by ``interop run`` (it knows whether it started the embedded store)."""
+        return self.read_cache_mb * 1024 * 1024 if self.read_cache == "on" else 0
 
     @property
     def base_url(self) -> str:
@@ -133,6 +144,10 @@ class Settings:
         if ack_after not in MLLP_ACK_AFTER:
             raise SettingsError(f"INTEROP_MLLP_ACK_AFTER must be one of {MLLP_ACK_AFTER}, got {ack_after!r}")
 
+        read_cache = text("INTEROP_READ_CACHE", "auto").lower()
+        if read_cache not in READ_CACHE_MODES:
+            raise SettingsError(f"INTEROP_READ_CACHE must be one of {READ_CACHE_MODES}, got {read_cache!r}")
+
         def path(name: str) -> Path | None:
             raw = env.get(name, "").strip()
             return Path(raw) if raw else None
@@ -176,6 +191,8 @@ class Settings:
             api_rate_per_minute=integer("INTEROP_RATE_LIMIT", 6000, 1, 10_000_000),
             key_rotation_hours=integer("INTEROP_KEY_ROTATION_HOURS", 24, 2, 24 * 365),
             cds_trusted_issuers=_issuers(env.get("INTEROP_CDS_TRUSTED_ISSUERS", "")),
+            read_cache=read_cache,
+            read_cache_mb=integer("INTEROP_READ_CACHE_MB", 64, 1, 1_000_000),
         )
 
 

@@ -121,6 +121,7 @@ def run() -> None:
             log.info("embedded store running at %s (data in %s)", uri, settings.data_dir)
         else:
             log.info("using the MongoDB server from INTEROP_MONGODB_URI")
+        env["INTEROP_READ_CACHE"] = read_cache_mode(settings.read_cache, embedded=not settings.mongodb_uri)
         if not supervisor.stop_requested:
             # The embedded store serves this node alone: nobody else can be mid-transaction.
             single_node = not settings.mongodb_uri
@@ -164,6 +165,15 @@ def store(data_dir: Path | None) -> None:
 RECOVERY_WINDOW = timedelta(hours=24)
 
 
+def read_cache_mode(mode: str, *, embedded: bool) -> str:
+    """``auto`` made definite for the children: on with the embedded store, which only
+    this host's processes can reach (loopback), so the write clock sees every writer
+    (repository/head_cache.py); off with an external MongoDB, which other hosts may write."""
+    if mode != "auto":
+        return mode
+    return "on" if embedded else "off"
+
+
 def _recover(uri: str, database: str, window: timedelta | None, *, abandon: bool = False) -> int:
     """Bring forward heads left behind by writers that died after their commit point,
     and settle their transactions (``abandon``: abort the undecided ones at once)."""
@@ -174,6 +184,8 @@ def _recover(uri: str, database: str, window: timedelta | None, *, abandon: bool
     try:
         since = None if window is None else datetime.now(UTC) - window
         repaired = repository.recover(since, abandon_in_flight=abandon)
+        if abandon:  # nobody else can be writing: forget writers that died mid-write
+            repository.clear_write_clock()
         # Expired revocations, assertion ids and codes: a token past its exp is refused anyway.
         AuthStore.of(repository).purge_expired(datetime.now(UTC) - timedelta(hours=1))
     finally:

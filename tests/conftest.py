@@ -46,18 +46,25 @@ def database_name() -> str:
 
 @pytest.fixture
 def settings(mongo_uri: str, database_name: str) -> Settings:
-    return Settings(mongodb_uri=mongo_uri, database=database_name, auth="disabled", log_level="WARNING")
+    # The read cache on, as `make run` has it: every test's reads go through it.
+    return Settings(
+        mongodb_uri=mongo_uri, database=database_name, auth="disabled", log_level="WARNING", read_cache="on"
+    )
 
 
 @pytest.fixture
 def repository(settings: Settings) -> Iterator[MongoRepository]:
     assert settings.mongodb_uri
-    repo = MongoRepository(settings.mongodb_uri, settings.database)
+    cache = settings.read_cache_bytes
+    repo = MongoRepository(settings.mongodb_uri, settings.database, read_cache_bytes=cache)
     try:
         yield repo
     finally:
+        clock = repo._write_clock
         repo._client.drop_database(settings.database)
         repo.close()
+        if clock is not None:
+            clock.path.unlink(missing_ok=True)
 
 
 @pytest.fixture

@@ -51,6 +51,7 @@ from fhir_server.repository.base import (
 )
 from fhir_server.repository.exports import ExportStore
 from fhir_server.repository.group_insert import GroupInsert
+from fhir_server.repository.head_cache import HeadCache, WriteClock, clock_directory, database_token
 from fhir_server.repository.history import HistoryReads
 from fhir_server.repository.lookups import (
     Postings,
@@ -108,9 +109,20 @@ class MongoRepository(TransactionWrites, SearchReads, HistoryReads, AnalyticsRea
     """Thread-safe; one instance per process (pymongo pools connections)."""
 
     def __init__(
-        self, uri: str, database: str, *, timeout_ms: int = 5000, query_timeout_ms: int = 30_000
+        self,
+        uri: str,
+        database: str,
+        *,
+        timeout_ms: int = 5000,
+        query_timeout_ms: int = 30_000,
+        read_cache_bytes: int = 0,
     ) -> None:
+        """``read_cache_bytes``: heads kept in memory (0: none); only where every writer
+        of the database runs on this host (head_cache.py)."""
         self._query_timeout_ms = query_timeout_ms
+        self._read_cache_bytes = read_cache_bytes
+        self._head_cache: HeadCache | None = None
+        self._write_clock: WriteClock | None = None
         self._alias = f"interop-{uuid4().hex}"
         # mongoengine owns the connection registry; the fixed-schema documents of later
         # components (audit, inbox, clients) share this connection by alias.
@@ -205,6 +217,18 @@ class MongoRepository(TransactionWrites, SearchReads, HistoryReads, AnalyticsRea
 
     @_store_errors
     def read(self, resource_type: str, id: str) -> StoredVersion | None:
+        cache = self._cache()
+        if cache is None:
+            return self._read_head(resource_type, id)
+        word = cache.clock.word(f"{resource_type}/{id}")  # before the store read: see head_cache.py
+        stored = cache.get(resource_type, id, word)
+        if stored is None:
+            stored = self._read_head(resource_type, id)
+            if stored is not None:
+                cache.put(stored, word)
+        return stored
+
+    def _read_head(self, resource_type: str, id: str) -> StoredVersion | None:
         record = self._heads(resource_type).find_one({"_id": id})
         if record is not None and self.unsettled([record]):
             record = self._heads(resource_type).find_one({"_id": id})
@@ -325,7 +349,34 @@ class MongoRepository(TransactionWrites, SearchReads, HistoryReads, AnalyticsRea
     def _write_current(self, resource_type: str, history_record: dict[str, Any]) -> None:
         """Make a committed version current: the searchable record first, then the head."""
         replace_or_insert(self._search_docs(resource_type), search_doc_of(history_record))
-        replace_or_insert(self._heads(resource_type), head_of(history_record))
+        self._replace_head(resource_type, head_of(history_record))
+
+    def _replace_head(self, resource_type: str, head: dict[str, Any]) -> None:
+        """The one way an existing head changes (heads are otherwise only inserted, and
+        never deleted): the write clock tells every process's read cache."""
+        with self._clock().writing([f"{resource_type}/{head['_id']}"]):
+            replace_or_insert(self._heads(resource_type), head)
+
+    # -- the read cache and its write clock (head_cache.py) ---------------------------------
+
+    def _clock(self) -> WriteClock:
+        if self._write_clock is None:
+            with self._lock:
+                if self._write_clock is None:
+                    clock = WriteClock(clock_directory() / database_token(self._db))
+                    if self._read_cache_bytes:
+                        self._head_cache = HeadCache(clock, self._read_cache_bytes)
+                    self._write_clock = clock
+        return self._write_clock
+
+    def _cache(self) -> HeadCache | None:
+        if self._write_clock is None:
+            self._clock()
+        return self._head_cache
+
+    def clear_write_clock(self) -> None:
+        """Forget writers that died mid-write (``interop run`` at start, before any worker)."""
+        self._clock().clear()
 
     @_store_errors
     def catch_up(self, resource_type: str, id: str) -> StoredVersion | None:
@@ -352,7 +403,7 @@ class MongoRepository(TransactionWrites, SearchReads, HistoryReads, AnalyticsRea
                 continue
             if searchable is not None and search_version > head_version:
                 # A create that died between its two inserts: the head follows its claim.
-                replace_or_insert(self._heads(resource_type), head_of({**searchable, "id": id}))
+                self._replace_head(resource_type, head_of({**searchable, "id": id}))
                 continue
             if head is not None and head_version > search_version:
                 # A slow writer left an older searchable record: rebuild it from history.
@@ -419,3 +470,5 @@ class MongoRepository(TransactionWrites, SearchReads, HistoryReads, AnalyticsRea
 
     def close(self) -> None:
         mongoengine.disconnect(alias=self._alias)
+        if self._write_clock is not None:
+            self._write_clock.close()

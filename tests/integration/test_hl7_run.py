@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
+import urllib.request
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -37,6 +41,21 @@ def _wait_for_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 60
             with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(0.1)  # doubles as the pause between attempts
     raise AssertionError(f"nothing listens on {port}")
+
+
+def _get(url: str) -> Any:
+    with urllib.request.urlopen(url, timeout=10) as response:
+        return json.load(response)
+
+
+def _poll(probe: Callable[[], Any], timeout: float = 60.0) -> Any:
+    """The probe's first truthy answer: the listener processes behind its ACK."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if answer := probe():
+            return answer
+        time.sleep(0.05)  # a poll interval, not a timing assumption: the deadline decides
+    raise AssertionError(f"no answer within {timeout} s")
 
 
 def test_listener_command_line() -> None:
@@ -67,6 +86,17 @@ def test_run_serves_mllp_and_stops_cleanly(tmp_path: Path) -> None:
         _wait_for_port(mllp_port, proc)
         [reply] = send(("127.0.0.1", mllp_port), [adt("RUN1")])
         assert ack_code(reply) == "AA"
+        # The HTTP worker caches what it reads (embedded store: INTEROP_READ_CACHE=auto is
+        # on); the listener, another process, updates the patient; the next reads see it.
+        base = f"http://127.0.0.1:{env['INTEROP_HTTP_PORT']}/fhir"
+        found = _poll(lambda: _get(f"{base}/Patient?identifier=MRNRUN1").get("entry"))
+        url = f"{base}/Patient/{found[0]['resource']['id']}"
+        assert _get(url)["name"][0]["family"] == "Doe"
+        [reply] = send(
+            ("127.0.0.1", mllp_port), [adt("RUN2").replace(b"MRNRUN2", b"MRNRUN1").replace(b"Doe^", b"Roe^")]
+        )
+        assert ack_code(reply) == "AA"
+        assert _poll(lambda: _get(url)["name"][0]["family"] == "Roe")
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=60)
         assert proc.returncode == 0, err.decode()
