@@ -131,12 +131,13 @@ def run_loadgen(
 
 
 def start_profiler(server_pid: int, duration: float, out: Path) -> subprocess.Popen[bytes]:
-    """py-spy over the whole gunicorn tree for the measurement window (collapsed stacks)."""
+    """py-spy over the whole gunicorn tree for the measurement window (collapsed stacks of
+    the thread holding the GIL: where the Python CPU goes, not where threads wait)."""
     pyspy = shutil.which(
         "py-spy", path=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
     )
     if pyspy is None:
         raise BenchError("--profile needs py-spy (pip install py-spy)")
-    argv = [pyspy, "record", "--pid", str(server_pid), "--subprocesses", "--nonblocking", "--rate", "200"]
+    argv = [pyspy, "record", "--pid", str(server_pid), "--subprocesses", "--nonblocking", "--rate", "200", "--gil"]
     argv += ["--duration", str(max(1, int(duration))), "--format", "raw", "--output", str(out)]
     return subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

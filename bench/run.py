@@ -117,9 +117,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--profile",
-        action="store_true",
-        help="also record py-spy stacks of the server during the read test at the highest concurrency "
-        "(into bench/results/; perturbs the figures, so nothing is appended)",
+        nargs="?",
+        const="read",
+        choices=["read", "create", "update"],
+        help="also record py-spy stacks (time holding the GIL) of the server during this test "
+        "[read] at the highest concurrency (into bench/results/; perturbs the figures, so "
+        "nothing is appended)",
     )
     args = parser.parse_args(argv)
     if not args.concurrency or min(args.concurrency) < 1:
@@ -209,8 +212,8 @@ def main(argv: list[str] | None = None) -> int:
                     server.check_alive()
                     floor.check_alive()
                     profile = (
-                        RESULTS_DIR / f"profile-{stamp}-read-{clients}.txt"
-                        if (args.profile and op == "read" and clients == top)
+                        RESULTS_DIR / f"profile-{stamp}-{op}-{clients}.txt"
+                        if (op == args.profile and clients == top)
                         else None
                     )
                     run = run_loadgen(

@@ -20,6 +20,7 @@ import functools
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, ParamSpec, TypeVar
 from uuid import uuid4
@@ -50,7 +51,7 @@ from fhir_server.repository.base import (
     store_time_depth,
 )
 from fhir_server.repository.exports import ExportStore
-from fhir_server.repository.group_insert import GroupInsert
+from fhir_server.repository.group_insert import GroupCommit, duplicates_by_caller
 from fhir_server.repository.head_cache import HeadCache, WriteClock, clock_directory, database_token
 from fhir_server.repository.history import HistoryReads
 from fhir_server.repository.lookups import (
@@ -105,6 +106,16 @@ def _store_errors(func: Callable[P, R]) -> Callable[P, R]:
     return wrapper
 
 
+@dataclass(frozen=True)
+class _FirstVersion:
+    """What creating version 1 writes, in this order: postings, claim, head."""
+
+    id: str
+    keys: list[str]
+    searchable: dict[str, Any]
+    head: dict[str, Any]
+
+
 class MongoRepository(TransactionWrites, SearchReads, HistoryReads, AnalyticsReads, ExportStore):
     """Thread-safe; one instance per process (pymongo pools connections)."""
 
@@ -141,7 +152,7 @@ class MongoRepository(TransactionWrites, SearchReads, HistoryReads, AnalyticsRea
         self._head_collections: dict[str, Collection[dict[str, Any]]] = {}
         self._history_collections: dict[str, Collection[dict[str, Any]]] = {}
         self._search_collections: dict[str, Collection[dict[str, Any]]] = {}
-        self._group_inserts: dict[str, GroupInsert] = {}
+        self._first_version_groups: dict[str, GroupCommit[_FirstVersion, bool]] = {}
         self._elem_match: bool | None = None
         self._secondary_indexes: bool | None = None
         self._lock = threading.Lock()
@@ -162,12 +173,24 @@ class MongoRepository(TransactionWrites, SearchReads, HistoryReads, AnalyticsRea
             collection = self._search_collections[resource_type] = self._db[SEARCH_PREFIX + resource_type]
         return collection
 
-    def _group_insert(self, collection: Collection[dict[str, Any]]) -> GroupInsert:
-        inserts = self._group_inserts.get(collection.name)
-        if inserts is None:
+    def _first_versions(self, resource_type: str) -> GroupCommit[_FirstVersion, bool]:
+        group = self._first_version_groups.get(resource_type)
+        if group is None:
             with self._lock:
-                inserts = self._group_inserts.setdefault(collection.name, GroupInsert(collection))
-        return inserts
+                group = self._first_version_groups.setdefault(
+                    resource_type, GroupCommit(functools.partial(self._commit_first_versions, resource_type))
+                )
+        return group
+
+    def _commit_first_versions(self, resource_type: str, batch: list[_FirstVersion]) -> list[bool]:
+        """Version 1 of each: postings, then the searchable records, whose unique ``_id``
+        is version 1's claim, then the heads of the claims won (a duplicate head: already
+        brought forward by another writer). True for a claim someone else holds."""
+        self._postings.add_many((resource_type, first.id, first.keys) for first in batch)
+        lost = duplicates_by_caller(self._search_docs(resource_type), [[first.searchable] for first in batch])
+        won = [[first.head] for first, claimed in zip(batch, lost, strict=True) if not claimed]
+        duplicates_by_caller(self._heads(resource_type), won)
+        return [bool(claimed) for claimed in lost]
 
     def _versions(self, resource_type: str) -> Collection[dict[str, Any]]:
         collection = self._history_collections.get(resource_type)
@@ -300,15 +323,13 @@ class MongoRepository(TransactionWrites, SearchReads, HistoryReads, AnalyticsRea
         record = self.new_record(new)
         if new.resource_type not in self._indexed:
             self.ensure_indexes(new.resource_type)
-        self._postings.add(new.resource_type, new.id, new_keys(new, record))  # before the claim
         if new.version == 1:
-            # The searchable record's unique _id is version 1's claim; the head follows
-            # (a duplicate head: already brought forward by another writer). Concurrent
-            # creates of a type share these inserts (group_insert.py).
-            if self._group_insert(self._search_docs(new.resource_type)).insert([search_doc_of(record)]):
+            # Concurrent creates of a type share their three commands (group_insert.py).
+            first = _FirstVersion(new.id, new_keys(new, record), search_doc_of(record), head_of(record))
+            if self._first_versions(new.resource_type).submit(first):
                 raise VersionClaimed(f"{new.resource_type}/{new.id} version 1")
-            self._group_insert(self._heads(new.resource_type)).insert([head_of(record)])
             return from_record(new.resource_type, record)
+        self._postings.add(new.resource_type, new.id, new_keys(new, record))  # before the claim
         history = self._history(new.resource_type)
         previous = new.previous
         if new.version == 2 and previous is None:

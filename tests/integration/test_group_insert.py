@@ -13,6 +13,8 @@ from pymongo.errors import ServerSelectionTimeoutError
 
 from fhir_server.repository.group_insert import GroupInsert
 from fhir_server.repository.mongo import MongoRepository
+from fhir_server.search.request import parse_query_string
+from fhir_server.services.resources import ResourceService
 
 
 class Recording:
@@ -29,6 +31,9 @@ class Recording:
             self.first_started.set()
             self.release.wait(10)
         return self.collection.insert_many(docs, ordered=ordered)
+
+    def __getattr__(self, name: str) -> Any:  # everything else: the real collection
+        return getattr(self.collection, name)
 
 
 def test_writers_arriving_during_an_insert_share_the_next_one(repository: MongoRepository) -> None:
@@ -52,7 +57,7 @@ def test_writers_arriving_during_an_insert_share_the_next_one(repository: MongoR
     for thread in queued:
         thread.start()
     deadline = time.monotonic() + 10
-    while len(inserts._queue) < 4 and time.monotonic() < deadline:  # queued behind the running insert
+    while len(inserts._group._queue) < 4 and time.monotonic() < deadline:  # queued behind the running insert
         threading.Event().wait(0.001)
     recording.release.set()
     for thread in [first, *queued]:
@@ -83,7 +88,7 @@ def test_a_failed_command_fails_every_writer_of_its_batch() -> None:
     for thread in threads:
         thread.join(10)
     assert len(errors) == 5
-    assert not inserts._busy and not inserts._queue  # nobody left waiting for a leader
+    assert not inserts._group._busy and not inserts._group._queue  # nobody left waiting for a leader
     client.close()
 
 
@@ -103,3 +108,40 @@ def test_concurrent_creates_of_one_id_claim_it_once(repository: MongoRepository,
     for thread in threads:
         thread.join(10)
     assert sorted(len(r) for r in results) == [0] + [1] * (writers - 1)
+
+
+def test_concurrent_creates_share_one_batch_and_claim_each_id_once(repository: MongoRepository) -> None:
+    """First versions of a type go in groups: postings, claims and heads are one command
+    each per batch; two creates of one id in a batch: one wins, the other is an update."""
+    service = ResourceService(repository)
+    repository.ensure_indexes("Patient")
+    recording = Recording(repository._search_docs("Patient"))
+    repository._search_collections["Patient"] = recording  # type: ignore[assignment]
+    versions: dict[str, list[int]] = {}
+
+    def put(id: str, name: str) -> None:
+        body = {"resourceType": "Patient", "id": id, "identifier": [{"system": "urn:t", "value": id}]}
+        stored = service.update("Patient", id, {**body, "name": [{"family": name}]}).stored
+        versions.setdefault(id, []).append(stored.version)
+
+    first = threading.Thread(target=put, args=("a", "A"))
+    first.start()
+    assert recording.first_started.wait(10)
+    queued = [
+        threading.Thread(target=put, args=args) for args in [("b", "B"), ("c", "C"), ("d", "D1"), ("d", "D2")]
+    ]
+    for thread in queued:
+        thread.start()
+    group = repository._first_versions("Patient")
+    deadline = time.monotonic() + 10
+    while len(group._queue) < 4 and time.monotonic() < deadline:  # queued behind the running batch
+        threading.Event().wait(0.001)
+    recording.release.set()
+    for thread in [first, *queued]:
+        thread.join(10)
+    assert recording.commands[0] == ["a"]
+    assert sorted(recording.commands[1]) == ["b", "c", "d", "d"]  # one claim command for four
+    assert {id: sorted(v) for id, v in versions.items()} == {"a": [1], "b": [1], "c": [1], "d": [1, 2]}
+    for id in "abcd":
+        found = service.search(parse_query_string("Patient", f"identifier=urn:t|{id}"))
+        assert [s.id for s in found.matches] == [id]
