@@ -138,6 +138,7 @@ def start_profiler(server_pid: int, duration: float, out: Path) -> subprocess.Po
     )
     if pyspy is None:
         raise BenchError("--profile needs py-spy (pip install py-spy)")
-    argv = [pyspy, "record", "--pid", str(server_pid), "--subprocesses", "--nonblocking", "--rate", "200", "--gil"]
+    argv = [pyspy, "record", "--pid", str(server_pid), "--subprocesses", "--nonblocking", "--gil"]
+    argv += ["--rate", "200"]
     argv += ["--duration", str(max(1, int(duration))), "--format", "raw", "--output", str(out)]
     return subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
