@@ -1,7 +1,7 @@
 """Realistic, deterministic Patient resources for the benchmarks (about 1.5 kB of JSON each).
 
 ``patient(i)`` is the i-th seed Patient; the same ``i`` always gives the same resource.
-``create_template()`` and ``update_template()`` are bodies for the load generator, with
+``create_template(run)`` and ``update_template()`` are bodies for the load generator, with
 ``{seq}`` (unique per request) and ``{id}`` placeholders inside string values.
 """
 
@@ -190,10 +190,14 @@ def patient(i: int) -> dict[str, Any]:
     }
 
 
-def create_template() -> str:
-    """A POST body; each request gets its own MRN through ``{seq}``."""
+def create_template(run: str) -> str:
+    """A POST body with a new MRN per request: ``{seq}`` is unique within one load
+    generator run only, so ``run`` names the run (the same MRN again would be a second
+    registration of one number, not the new patient each request stands for). Every
+    created Patient shares its second identifier, as resources share a reference to
+    their organization: one lookup key that many writers append to."""
     body = patient(424242)
-    body["identifier"][0]["value"] = "BENCH-{seq}"
+    body["identifier"][0]["value"] = f"BENCH-{run}-{{seq}}"
     return dumps(body)
 
 

@@ -171,7 +171,6 @@ def main(argv: list[str] | None = None) -> int:
             patient_file = work / "patient.json"
             patient_file.write_bytes(read_body)
             create_file, update_file = work / "create.json", work / "update.json"
-            create_file.write_text(create_template())
             update_file.write_text(update_template())
 
             floor_settings = settings.with_overrides(http_port=floor_port)
@@ -211,6 +210,8 @@ def main(argv: list[str] | None = None) -> int:
                 for op, url, method, idf, body, target in tests:
                     server.check_alive()
                     floor.check_alive()
+                    if op == "create":  # new MRNs in every run (create_template)
+                        create_file.write_text(create_template(f"{stamp}-{len(runs)}"))
                     profile = (
                         RESULTS_DIR / f"profile-{stamp}-{op}-{clients}.txt"
                         if (op == args.profile and clients == top)
