@@ -23,7 +23,8 @@ write is acknowledged; before that, the old version is a valid answer.
 
 **Crashes.** A writer that dies between ``begin`` and ``end`` leaves its slot counted as
 in flight: reads of its slot then always go to the store (safe, and 1/65,536 of the ids).
-``interop run`` clears the table at start, when no process can be writing.
+``interop run`` clears the table at start, when no process can be writing. A removed
+file is followed (``WriteClock``): writers at once, readers within a second.
 
 **Scope.** Only processes on this host move the clock, so the cache may be on only where
 every writer of the database is on this host: the embedded store (loopback only, started
@@ -41,6 +42,7 @@ import stat
 import struct
 import tempfile
 import threading
+import time
 import zlib
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator
@@ -58,6 +60,7 @@ SLOTS = 1 << 16
 _WORD = struct.Struct("@Q")  # native: one aligned 8-byte load or store
 _IN_FLIGHT = 1 << 48
 _FINISHED_MASK = _IN_FLIGHT - 1
+_WORD_MASK = (1 << 64) - 1
 # The database's identity names its clock file: every URI that reaches the database
 # (localhost, 127.0.0.1, a replica-set string) finds the same clock.
 IDENTITY_COLLECTION = "store_identity"
@@ -95,29 +98,60 @@ def slot_of(key: str) -> int:
 
 
 class WriteClock:
-    """The shared table of slot words (see the module docstring)."""
+    """The shared table of slot words (see the module docstring).
 
-    def __init__(self, path: Path) -> None:
+    A word as returned also carries the generation of the file it was read from: if the
+    file is removed (a temp-directory cleaner, systemd's ``RemoveIPC``), the next process
+    makes a new one; writers move to it at their next step and readers within
+    ``recheck_seconds``, and words of the new file never equal those of the old.
+    """
+
+    def __init__(self, path: Path, *, recheck_seconds: float = 1.0) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
-        self._fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-        if os.fstat(self._fd).st_size < SLOTS * _WORD.size:
+        self._recheck_seconds = recheck_seconds
+        self._lock = threading.Lock()
+        self._generation = 0
+        self._open()
+
+    def _open(self) -> None:
+        self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        info = os.fstat(self._fd)
+        if info.st_size < SLOTS * _WORD.size:
             os.ftruncate(self._fd, SLOTS * _WORD.size)  # sparse: pages appear as slots are used
         self._map = mmap.mmap(self._fd, SLOTS * _WORD.size)
-        self._lock = threading.Lock()
+        self._inode = (info.st_dev, info.st_ino)
+        self._next_check = time.monotonic() + self._recheck_seconds
+
+    def _follow_file(self) -> None:
+        """Map the file now at ``path`` if it is not ours any more (call holding _lock)."""
+        try:
+            info = os.stat(self.path)
+            current: tuple[int, int] | None = (info.st_dev, info.st_ino)
+        except FileNotFoundError:
+            current = None
+        if current != self._inode:
+            self._map.close()
+            os.close(self._fd)
+            self._generation += 1
+            self._open()
+        self._next_check = time.monotonic() + self._recheck_seconds
 
     def word(self, key: str) -> int:
-        return int(_WORD.unpack_from(self._map, slot_of(key) * _WORD.size)[0])
+        if time.monotonic() >= self._next_check:
+            with self._lock:
+                self._follow_file()
+        return (self._generation << 64) | _WORD.unpack_from(self._map, slot_of(key) * _WORD.size)[0]
 
     @contextlib.contextmanager
     def writing(self, keys: Iterable[str]) -> Iterator[None]:
         """Around a store write that may change these resources' heads."""
         slots = sorted({slot_of(key) for key in keys})
-        self._move(slots, _IN_FLIGHT)
+        began = self._move(slots, _IN_FLIGHT)
         try:
             yield
         finally:
-            self._move(slots, 1 - _IN_FLIGHT)
+            self._move(slots, 1 - _IN_FLIGHT, began=began)
 
     def clear(self) -> None:
         """Forget writers in flight and invalidate every entry anywhere: only when no
@@ -129,16 +163,22 @@ class WriteClock:
                 if value:
                     _WORD.pack_into(self._map, offset, ((value & _FINISHED_MASK) + 1) & _FINISHED_MASK)
 
-    def _move(self, slots: list[int], delta: int) -> None:
+    def _move(self, slots: list[int], delta: int, began: int | None = None) -> int:
+        """Add ``delta`` to the slots' words; the generation written to. An end in another
+        file than its begin only counts a finished write there."""
         with self._locked():
+            if began is not None and began != self._generation:
+                delta = 1
             for slot in slots:
                 offset = slot * _WORD.size
                 (value,) = _WORD.unpack_from(self._map, offset)
-                _WORD.pack_into(self._map, offset, (value + delta) & 0xFFFF_FFFF_FFFF_FFFF)
+                _WORD.pack_into(self._map, offset, (value + delta) & _WORD_MASK)
+            return self._generation
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
         with self._lock:  # threads share the descriptor, so flock alone does not exclude them
+            self._follow_file()  # writers always write to the file readers will find
             fcntl.flock(self._fd, fcntl.LOCK_EX)
             try:
                 yield
@@ -153,7 +193,7 @@ class WriteClock:
 
 def quiet(word: int) -> bool:
     """No writer of the slot in flight."""
-    return word < _IN_FLIGHT
+    return word & _WORD_MASK < _IN_FLIGHT
 
 
 # What a cache entry keeps of a head: a new StoredVersion is built on every hit, so no

@@ -17,7 +17,7 @@ import pytest
 from flask.testing import FlaskClient
 
 from fhir_server.repository.base import StoredVersion
-from fhir_server.repository.head_cache import SLOTS, HeadCache, WriteClock, slot_of
+from fhir_server.repository.head_cache import SLOTS, HeadCache, WriteClock, quiet, slot_of
 from fhir_server.repository.mongo import MongoRepository
 from fhir_server.repository.records import HEAD_PREFIX
 from fhir_server.services.resources import ResourceService
@@ -177,3 +177,21 @@ def test_the_cache_stays_within_its_bytes(tmp_path: Path) -> None:
     assert cache.get("Patient", "0", clock.word("Patient/0")) is None  # the oldest went
     assert os.path.getsize(clock.path) == SLOTS * 8
     clock.close()
+
+
+def test_a_removed_clock_file_is_followed_by_readers_and_writers(tmp_path: Path) -> None:
+    """If the file goes (a temp cleaner, systemd RemoveIPC), the next process makes a new
+    one: old readers must not trust what they cached, old writers must write the new one."""
+    path = tmp_path / "clock"
+    reader, writer = WriteClock(path, recheck_seconds=0), WriteClock(path, recheck_seconds=0)
+    cached = reader.word("Patient/p")
+    with writer.writing(["Patient/q"]):  # in flight across the removal
+        path.unlink()
+        newcomer = WriteClock(path)  # a process started after the removal
+        with newcomer.writing(["Patient/p"]):
+            pass
+    assert reader.word("Patient/p") != cached  # a new generation: every entry is refused
+    assert quiet(reader.word("Patient/q"))  # the writer ended in the new file, not stuck
+    assert newcomer.word("Patient/q") & ((1 << 64) - 1) == 1
+    for clock in (reader, writer, newcomer):
+        clock.close()
