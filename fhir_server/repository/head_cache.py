@@ -112,6 +112,7 @@ class WriteClock:
         self._recheck_seconds = recheck_seconds
         self._lock = threading.Lock()
         self._generation = 0
+        self._retired: list[mmap.mmap] = []
         self._open()
 
     def _open(self) -> None:
@@ -120,6 +121,8 @@ class WriteClock:
         if info.st_size < SLOTS * _WORD.size:
             os.ftruncate(self._fd, SLOTS * _WORD.size)  # sparse: pages appear as slots are used
         self._map = mmap.mmap(self._fd, SLOTS * _WORD.size)
+        # Read together by word(): a word is never paired with another file's generation.
+        self._current = (self._generation, self._map)
         self._inode = (info.st_dev, info.st_ino)
         self._next_check = time.monotonic() + self._recheck_seconds
 
@@ -131,7 +134,9 @@ class WriteClock:
         except FileNotFoundError:
             current = None
         if current != self._inode:
-            self._map.close()
+            # The old map stays open: a reader may still be reading it (a few per process
+            # lifetime at most, 512 KiB of address space each).
+            self._retired.append(self._map)
             os.close(self._fd)
             self._generation += 1
             self._open()
@@ -141,7 +146,8 @@ class WriteClock:
         if time.monotonic() >= self._next_check:
             with self._lock:
                 self._follow_file()
-        return (self._generation << 64) | _WORD.unpack_from(self._map, slot_of(key) * _WORD.size)[0]
+        generation, mapped = self._current
+        return (generation << 64) | _WORD.unpack_from(mapped, slot_of(key) * _WORD.size)[0]
 
     @contextlib.contextmanager
     def writing(self, keys: Iterable[str]) -> Iterator[None]:
@@ -187,7 +193,8 @@ class WriteClock:
 
     def close(self) -> None:
         with self._lock:
-            self._map.close()
+            for mapped in (*self._retired, self._map):
+                mapped.close()
             os.close(self._fd)
 
 
