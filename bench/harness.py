@@ -28,6 +28,7 @@ if str(ROOT) not in sys.path:  # `python bench/x.py` puts bench/, not the root, 
     sys.path.insert(0, str(ROOT))
 
 from fhir_server.settings import Settings  # noqa: E402
+from interop.cli import read_cache_mode  # noqa: E402
 from interop.embedded_store import EmbeddedStore  # noqa: E402
 from interop.supervisor import die_with_parent_preexec  # noqa: E402
 
@@ -292,7 +293,8 @@ def start_bench_store(work: Path, stamp: str, cleanup: list[Any]) -> BenchStore:
         "INTEROP_HTTP_HOST": LOOPBACK,
     }
     if embedded:  # as `interop run` resolves INTEROP_READ_CACHE=auto for its embedded store
-        overrides["INTEROP_READ_CACHE"] = os.environ.get("INTEROP_READ_CACHE", "auto").replace("auto", "on")
+        mode = os.environ.get("INTEROP_READ_CACHE", "auto")
+        overrides["INTEROP_READ_CACHE"] = read_cache_mode(mode, embedded=True)
     os.environ.update(overrides)  # gunicorn_conf and Settings read the same values as the children
     return BenchStore(uri, database, pid if embedded else found_pid, description, external)
 

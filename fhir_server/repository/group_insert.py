@@ -18,6 +18,7 @@ order of a caller's own writes are what they would be with its own commands.
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -106,8 +107,9 @@ class GroupInsert:
     """One ``insert_many`` shared by concurrent inserts into a collection."""
 
     def __init__(self, collection: Collection[dict[str, Any]]) -> None:
-        self._collection = collection
-        self._group: GroupCommit[Sequence[dict[str, Any]], set[int]] = GroupCommit(self._insert, size=len)
+        self._group: GroupCommit[Sequence[dict[str, Any]], set[int]] = GroupCommit(
+            functools.partial(duplicates_by_caller, collection), size=len
+        )
 
     def insert(self, docs: Sequence[dict[str, Any]]) -> set[int]:
         """Insert ``docs``; the positions of those whose ``_id`` was already taken.
@@ -115,9 +117,6 @@ class GroupInsert:
         if not docs:
             return set()
         return self._group.submit(docs)
-
-    def _insert(self, batch: list[Sequence[dict[str, Any]]]) -> list[set[int]]:
-        return duplicates_by_caller(self._collection, batch)
 
 
 def duplicates_by_caller(

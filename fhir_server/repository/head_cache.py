@@ -208,6 +208,11 @@ def quiet(word: int) -> bool:
 _Entry = tuple[int, int, datetime, bool, str, bytes | None]
 
 
+def _size(raw: bytes | None) -> int:
+    """What an entry is counted as: its JSON and about 200 bytes of the rest."""
+    return len(raw or b"") + 200
+
+
 class HeadCache:
     """Least-recently-used heads of one process, bounded in bytes."""
 
@@ -234,16 +239,16 @@ class HeadCache:
         key = stored.key
         if not quiet(word) or self.clock.word(key) != word:
             return
-        size = len(stored.raw or b"") + 200
+        size = _size(stored.raw)
         if size > self._max_bytes // 8:
             return
         entry = (word, stored.version, stored.last_updated, stored.deleted, stored.method, stored.raw)
         with self._lock:
             old = self._entries.pop(key, None)
             if old is not None:
-                self._bytes -= len(old[5] or b"") + 200
+                self._bytes -= _size(old[5])
             self._entries[key] = entry
             self._bytes += size
             while self._bytes > self._max_bytes:
                 _, evicted = self._entries.popitem(last=False)
-                self._bytes -= len(evicted[5] or b"") + 200
+                self._bytes -= _size(evicted[5])

@@ -38,9 +38,10 @@ from uuid import uuid4
 import orjson
 from pymongo.collection import Collection
 from pymongo.database import Database
-from pymongo.errors import BulkWriteError, DuplicateKeyError
+from pymongo.errors import DuplicateKeyError
 
 from fhir_server.repository.base import NewVersion, StoredVersion, VersionClaimed
+from fhir_server.repository.group_insert import duplicates_by_caller
 from fhir_server.repository.lookups import Postings, new_keys
 from fhir_server.repository.records import from_record, head_of, ids_filter, record_of, search_doc_of
 
@@ -52,7 +53,6 @@ PART_BYTES = 4_000_000
 # How long an undecided transaction may hold its claims before others may abort it:
 # far longer than any request takes, so only a dead owner's transaction is aborted.
 LEASE = timedelta(seconds=30)
-DUPLICATE_KEY = 11000
 _DONE_CACHE = 100_000
 
 
@@ -398,16 +398,7 @@ def _part(tx: str, n: int, now: datetime, chunk: list[dict[str, Any]]) -> dict[s
 
 def _duplicates(collection: Collection[dict[str, Any]], docs: list[dict[str, Any]]) -> list[int]:
     """Insert documents (one round trip); the indexes of those whose ``_id`` was taken."""
-    if not docs:
-        return []
-    try:
-        collection.insert_many(docs, ordered=False)
-    except BulkWriteError as exc:
-        errors = exc.details.get("writeErrors", [])
-        if any(e.get("code") != DUPLICATE_KEY for e in errors):
-            raise
-        return sorted(int(e["index"]) for e in errors)
-    return []
+    return sorted(duplicates_by_caller(collection, [docs])[0])
 
 
 def _aware(value: datetime) -> datetime:
